@@ -1,0 +1,93 @@
+//! Validation, table-driven: each row is a draft (as key=value pairs over a valid base event)
+//! and the expected outcome rendered as text.
+
+use super::*;
+use expect_test::{Expect, expect};
+
+const NOW: &str = "2024-03-27T12:00:00Z";
+
+/// Builds a draft from `key=value` pairs; `-key` removes a field of the base event.
+fn draft<'a>(kind: &'a str, pairs: &[(&'a str, &'a str)]) -> EventDraft<'a> {
+    let mut d = EventDraft {
+        id: Some("e1"),
+        kind: Some(kind),
+        time: Some("2024-03-27T10:08:00Z"),
+        group: Some("ocp-qa"),
+        session_id: Some("s1"),
+        channel: Some("omIVR"),
+        region: Some("us1"),
+        started_at: Some("2024-03-27T10:01:00+00:00"),
+        flow_name: Some("banking"),
+        flow_id: Some("f1"),
+        locale: Some("en-US"),
+        outcome: Some("transferred"),
+        miniapp_name: Some("AccountNumber"),
+        miniapp_id: Some("m1"),
+        miniapp_type: Some("Digits"),
+        result: Some("success"),
+        ..EventDraft::default()
+    };
+    for &(k, v) in pairs {
+        let v = if k.starts_with('-') { None } else { Some(v) };
+        match k.trim_start_matches('-') {
+            "id" => d.id = v,
+            "time" => d.time = v,
+            "group" => d.group = v,
+            "started_at" => d.started_at = v,
+            "outcome" => d.outcome = v,
+            "result" => d.result = v,
+            "flow_name" => d.flow_name = v,
+            "channel" => d.channel = v,
+            "no_inputs" => d.no_inputs = v.map(|s| s.parse().unwrap()),
+            other => panic!("unknown test key {other}"),
+        }
+    }
+    d
+}
+
+fn check(kind: &str, pairs: &[(&str, &str)], expect: Expect) {
+    let now: Timestamp = NOW.parse().unwrap();
+    let got = match Event::parse(&draft(kind, pairs), now) {
+        Ok(e) => format!("ok anchor={}", Timestamp::from_millisecond(e.anchor()).unwrap()),
+        Err(e) => format!("rejected {e}"),
+    };
+    expect.assert_eq(&got);
+}
+
+#[test]
+fn valid_events_of_every_type() {
+    check("session_start", &[], expect!["ok anchor=2024-03-27T10:08:00Z"]);
+    check("dialog_start", &[], expect!["ok anchor=2024-03-27T10:08:00Z"]);
+    check("miniapp_start", &[], expect!["ok anchor=2024-03-27T10:08:00Z"]);
+    check("session_end", &[], expect!["ok anchor=2024-03-27T10:01:00Z"]);
+    check("dialog_end", &[], expect!["ok anchor=2024-03-27T10:01:00Z"]);
+    check("miniapp_end", &[("time", "2024-03-27T12:08:00+02:00")], expect!["ok anchor=2024-03-27T10:01:00Z"]);
+}
+
+#[test]
+fn each_rule_rejects_with_a_message_naming_the_field() {
+    check("session_stop", &[], expect!["rejected `type`: unknown event type `session_stop`; use one of session_start, session_end, dialog_start, dialog_end, miniapp_start, miniapp_end"]);
+    check("dialog_end", &[("-id", "")], expect!["rejected `id`: is required for every event and missing"]);
+    check("dialog_end", &[("id", "")], expect!["rejected `id`: must be 1 to 128 characters long; it is 0"]);
+    check("dialog_end", &[("-group", "")], expect!["rejected `group`: is required for dialog_end and missing"]);
+    check("dialog_end", &[("-flow_name", "")], expect!["rejected `flow_name`: is required for dialog_end and missing"]);
+    check("dialog_end", &[("-started_at", "")], expect!["rejected `started_at`: is required for dialog_end and missing"]);
+    check("dialog_end", &[("time", "2024-03-27 10:08:00")], expect!["rejected `time`: `2024-03-27 10:08:00` is not an RFC 3339 timestamp with an offset, e.g. 2024-03-27T12:00:00Z"]);
+    check("dialog_end", &[("time", "2024-03-27T10:08:00")], expect!["rejected `time`: `2024-03-27T10:08:00` is not an RFC 3339 timestamp with an offset, e.g. 2024-03-27T12:00:00Z"]);
+    check("dialog_end", &[("started_at", "2024-03-27T10:09:00Z")], expect!["rejected `started_at`: is after `time`; an end event must start no later than it ends"]);
+    check("dialog_end", &[("no_inputs", "-1")], expect!["rejected `no_inputs`: is -1; counts must be 0 or more"]);
+    check("dialog_end", &[("outcome", "abandoned")], expect!["rejected `outcome`: unknown outcome `abandoned`; use one of transferred, terminated, error, other"]);
+    check("miniapp_end", &[("result", "ok")], expect!["rejected `result`: unknown result `ok`; use one of success, fail, hangup, dtmf_escape, error, other"]);
+    check("session_start", &[("time", "2024-03-27T12:05:01Z")], expect!["rejected `time`: is more than 5 minutes ahead of the server clock; send events when they happen, with a correct clock"]);
+    check("session_start", &[("time", "2024-03-27T12:05:00Z")], expect!["ok anchor=2024-03-27T12:05:00Z"]);
+    check("session_start", &[("time", "2022-04-06T11:59:59Z")], expect!["rejected `time`: is older than the 720-day batch retention; such events can no longer be counted"]);
+    check("session_end", &[("started_at", "2022-04-01T00:00:00Z")], expect!["rejected `started_at`: is older than the 720-day batch retention; such events can no longer be counted"]);
+}
+
+#[test]
+fn strings_over_256_bytes_are_rejected() {
+    let long = "x".repeat(257);
+    check("dialog_end", &[("channel", &long)], expect!["rejected `channel`: is 257 bytes long; the limit is 256 bytes"]);
+    let ok = "x".repeat(256);
+    check("dialog_end", &[("channel", &ok)], expect!["ok anchor=2024-03-27T10:01:00Z"]);
+}

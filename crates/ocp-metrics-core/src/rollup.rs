@@ -1,0 +1,355 @@
+//! The in-memory rollups: per group, per family, one sparse slot column of counters per series
+//! (a distinct tuple of interned dimension values), plus the real-time session spans.
+//!
+//! Invariant: the rollups are a deterministic function of the sequence of accepted events and
+//! of the retention horizon at which they were applied; slots behind the horizon are never read.
+
+use crate::event::{Event, UnixMs};
+use crate::limits::{BATCH_RETENTION_SECONDS, RT_RETENTION_MARGIN_SECONDS, RT_RETENTION_SECONDS};
+use crate::metrics::{COLUMNS_MAX, Contribution, DIMS_MAX, Family, contributions, session_dims};
+use crate::time::{RT_SLOT_SECONDS, Slot, slot_of};
+use jiff::Timestamp;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+/// A series key: interned dimension values in family order; unused entries are 0.
+pub type DimTuple = [u32; DIMS_MAX];
+
+/// All rollups of all groups.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Rollups {
+    groups: FxHashMap<Box<str>, GroupState>,
+}
+
+/// The rollups of one group: its families and its live real-time session spans.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupState {
+    families: Vec<FamilyStore>,
+    sessions: FxHashMap<u128, Span>,
+}
+
+/// The real-time span counted so far for one session: every RT slot in `[first, last]` has
+/// counted it once, in series `series` of `RtSessions`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Span {
+    first: u32,
+    last: u32,
+    series: u32,
+}
+
+/// One family of one group: its interners and its series.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FamilyStore {
+    family: Family,
+    interners: Vec<Interner>,
+    index: FxHashMap<DimTuple, u32>,
+    series: Vec<Series>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Series {
+    pub dims: DimTuple,
+    pub column: SlotColumn,
+}
+
+/// Sparse counters by slot: sorted slots and, for each, `stride` counters. Appends at the end
+/// are O(1); a late event inserts in the middle, which is rare and cheap for real-time windows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotColumn {
+    stride: u8,
+    slots: Vec<u32>,
+    values: Vec<u64>,
+}
+
+/// Maps the values of one dimension to small integers and back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Interner {
+    values: Vec<Box<str>>,
+    #[serde(skip)]
+    ids: FxHashMap<Box<str>, u32>,
+}
+
+/// Window bounds for one application of events, in slots.
+#[derive(Debug, Clone, Copy)]
+pub struct Horizons {
+    /// The first real-time slot still kept.
+    pub rt: Slot,
+    /// The first batch slot still kept.
+    pub batch: Slot,
+}
+
+impl Horizons {
+    pub fn at(now: Timestamp) -> Horizons {
+        let now_ms = now.as_millisecond();
+        let rt_ms = now_ms - (RT_RETENTION_SECONDS + RT_RETENTION_MARGIN_SECONDS) * 1000;
+        let batch_ms = now_ms - BATCH_RETENTION_SECONDS * 1000;
+        Horizons {
+            rt: slot_of(rt_ms, RT_SLOT_SECONDS),
+            batch: slot_of(batch_ms, Family::BatchDialogs.slot_seconds()),
+        }
+    }
+
+    fn of(&self, family: Family) -> Slot {
+        if family.is_realtime() { self.rt } else { self.batch }
+    }
+}
+
+impl Rollups {
+    pub fn new() -> Rollups {
+        Rollups::default()
+    }
+
+    /// Adds one accepted event to every rollup it counts in.
+    pub fn apply(&mut self, e: &Event, h: Horizons) {
+        let group = self.groups.entry(e.group.as_str().into()).or_insert_with(GroupState::new);
+        contributions(e, |c| group.add(&c, h));
+        group.widen_session(e, h);
+    }
+
+    pub fn group(&self, name: &str) -> Option<&GroupState> {
+        self.groups.get(name)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = (&str, &GroupState)> {
+        self.groups.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// Drops slots behind the horizons and session spans that ended behind the real-time one.
+    pub fn evict(&mut self, h: Horizons) {
+        for g in self.groups.values_mut() {
+            for f in &mut g.families {
+                let horizon = h.of(f.family);
+                for s in &mut f.series {
+                    s.column.drop_before(horizon);
+                }
+            }
+            g.sessions.retain(|_, span| i64::from(span.last) >= h.rt);
+        }
+    }
+
+    /// Rebuilds lookup tables that checkpoints do not carry.
+    pub fn after_load(&mut self) {
+        for g in self.groups.values_mut() {
+            for f in &mut g.families {
+                f.interners.iter_mut().for_each(Interner::rebuild);
+            }
+        }
+    }
+
+    /// The number of series and of stored slots, for metrics and benchmarks.
+    pub fn stats(&self) -> RollupStats {
+        let mut s = RollupStats::default();
+        for g in self.groups.values() {
+            s.groups += 1;
+            s.sessions_tracked += g.sessions.len();
+            for f in &g.families {
+                s.series += f.series.len();
+                s.slots += f.series.iter().map(|x| x.column.len()).sum::<usize>();
+            }
+        }
+        s
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RollupStats {
+    pub groups: usize,
+    pub series: usize,
+    pub slots: usize,
+    pub sessions_tracked: usize,
+}
+
+impl GroupState {
+    fn new() -> GroupState {
+        GroupState { families: Family::ALL.iter().map(|f| FamilyStore::new(*f)).collect(), sessions: FxHashMap::default() }
+    }
+
+    pub fn family(&self, f: Family) -> &FamilyStore {
+        &self.families[f.index()]
+    }
+
+    fn add(&mut self, c: &Contribution<'_>, h: Horizons) {
+        let slot = slot_of(c.at, c.family.slot_seconds());
+        if slot < h.of(c.family) {
+            return;
+        }
+        let store = &mut self.families[c.family.index()];
+        let series = store.series_for(&c.dims);
+        store.series[series as usize].column.add(slot as u32, &c.deltas[..c.family.columns()]);
+    }
+
+    /// Real-time sessions: the session is active in every RT slot from its earliest to its
+    /// latest known instant. An event that widens the span counts the session once in each
+    /// newly covered slot, so each (session, slot) pair is counted exactly once whatever the
+    /// order in which events arrive.
+    fn widen_session(&mut self, e: &Event, h: Horizons) {
+        let (lo, hi) = known_instants(e);
+        let (lo, hi) = (slot_of(lo, RT_SLOT_SECONDS), slot_of(hi, RT_SLOT_SECONDS));
+        if hi < h.rt {
+            return;
+        }
+        let key = xxhash_rust::xxh3::xxh3_128(e.session_id.as_str().as_bytes());
+        let store = &mut self.families[Family::RtSessions.index()];
+        let (old, series) = match self.sessions.get(&key) {
+            Some(span) => (Some((i64::from(span.first), i64::from(span.last))), span.series),
+            None => {
+                let dims = session_dims(e);
+                let mut all = [""; DIMS_MAX];
+                all[..3].copy_from_slice(&dims);
+                (None, store.series_for(&all))
+            }
+        };
+        let (first, last) = match old {
+            Some((f, l)) => (f.min(lo), l.max(hi)),
+            None => (lo, hi),
+        };
+        let column = &mut store.series[series as usize].column;
+        let mut one = [0u64; COLUMNS_MAX];
+        one[0] = 1;
+        for slot in first.max(h.rt)..=last {
+            let covered = old.is_some_and(|(f, l)| (f..=l).contains(&slot));
+            if !covered {
+                column.add(slot as u32, &one[..1]);
+            }
+        }
+        self.sessions.insert(key, Span { first: first as u32, last: last as u32, series });
+    }
+}
+
+/// The earliest and latest instants an event tells about its session.
+fn known_instants(e: &Event) -> (UnixMs, UnixMs) {
+    match e.started_at() {
+        Some(s) => (s.min(e.time), s.max(e.time)),
+        None => (e.time, e.time),
+    }
+}
+
+impl FamilyStore {
+    fn new(family: Family) -> FamilyStore {
+        FamilyStore {
+            family,
+            interners: family.dims().iter().map(|_| Interner::default()).collect(),
+            index: FxHashMap::default(),
+            series: Vec::new(),
+        }
+    }
+
+    fn series_for(&mut self, dims: &[&str; DIMS_MAX]) -> u32 {
+        let mut key = [0u32; DIMS_MAX];
+        for (i, interner) in self.interners.iter_mut().enumerate() {
+            key[i] = interner.intern(dims[i]);
+        }
+        let next = self.series.len() as u32;
+        let stride = self.family.columns() as u8;
+        *self.index.entry(key).or_insert_with(|| {
+            self.series.push(Series { dims: key, column: SlotColumn::new(stride) });
+            next
+        })
+    }
+
+    pub fn series(&self) -> &[Series] {
+        &self.series
+    }
+
+    pub fn interner(&self, dim: usize) -> &Interner {
+        &self.interners[dim]
+    }
+}
+
+impl SlotColumn {
+    fn new(stride: u8) -> SlotColumn {
+        SlotColumn { stride, slots: Vec::new(), values: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn add(&mut self, slot: u32, deltas: &[u64]) {
+        let stride = usize::from(self.stride);
+        let i = match self.slots.last() {
+            Some(&last) if last == slot => self.slots.len() - 1,
+            Some(&last) if last < slot => self.push(slot),
+            None => self.push(slot),
+            Some(_) => match self.slots.binary_search(&slot) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.slots.insert(i, slot);
+                    let at = i * stride;
+                    self.values.splice(at..at, std::iter::repeat_n(0, stride));
+                    i
+                }
+            },
+        };
+        for (v, d) in self.values[i * stride..(i + 1) * stride].iter_mut().zip(deltas) {
+            *v += d;
+        }
+    }
+
+    fn push(&mut self, slot: u32) -> usize {
+        self.slots.push(slot);
+        self.values.extend(std::iter::repeat_n(0, usize::from(self.stride)));
+        self.slots.len() - 1
+    }
+
+    fn drop_before(&mut self, horizon: Slot) {
+        let n = self.slots.partition_point(|&s| i64::from(s) < horizon);
+        if n > 0 {
+            self.slots.drain(..n);
+            self.values.drain(..n * usize::from(self.stride));
+        }
+    }
+
+    /// The entries with slot in `[lo, hi)`: each slot and its counters.
+    pub fn range(&self, lo: Slot, hi: Slot) -> impl Iterator<Item = (Slot, &[u64])> {
+        let a = self.slots.partition_point(|&s| i64::from(s) < lo);
+        let b = self.slots.partition_point(|&s| i64::from(s) < hi);
+        let stride = usize::from(self.stride);
+        (a..b).map(move |i| (i64::from(self.slots[i]), &self.values[i * stride..(i + 1) * stride]))
+    }
+
+    /// Whether any entry has its slot in `[lo, hi)`.
+    pub fn any_in(&self, lo: Slot, hi: Slot) -> bool {
+        let a = self.slots.partition_point(|&s| i64::from(s) < lo);
+        self.slots.get(a).is_some_and(|&s| i64::from(s) < hi)
+    }
+}
+
+impl Interner {
+    fn intern(&mut self, value: &str) -> u32 {
+        if let Some(&id) = self.ids.get(value) {
+            return id;
+        }
+        let id = self.values.len() as u32;
+        self.values.push(value.into());
+        self.ids.insert(value.into(), id);
+        id
+    }
+
+    pub fn get(&self, value: &str) -> Option<u32> {
+        self.ids.get(value).copied()
+    }
+
+    pub fn value(&self, id: u32) -> &str {
+        &self.values[id as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    fn rebuild(&mut self) {
+        self.ids = self.values.iter().enumerate().map(|(i, v)| (v.clone(), i as u32)).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests;
