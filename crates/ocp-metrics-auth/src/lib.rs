@@ -1,1 +1,27 @@
+//! Authentication and tenancy for ocp-metrics: API clients and personal access tokens kept in
+//! the data directory, the OAuth 2.0 client-credentials grant issuing HS256 access tokens,
+//! authentication of bearer tokens into [`Grants`], and per-subject rate limits.
+//!
+//! No HTTP here: the server crate maps [`AuthError`] and [`OAuthError`] to answers.
+//! Secrets never reach a log: nothing in this crate prints a secret, a token or a hash, and the
+//! types that hold one redact it in `Debug`.
 
+mod domain;
+mod error;
+mod jwt;
+mod rate;
+mod registry;
+mod secret;
+mod store;
+
+pub use domain::{
+    ClientName, Grants, GroupGrant, GroupName, MAX_GROUP_NAME_BYTES, MAX_GROUPS, MAX_NAME_CHARS,
+    Scope, ScopeSet, TokenName,
+};
+pub use error::{AuthError, OAuthError, Reason};
+pub use registry::{
+    AccessToken, AuthConfig, CLIENT_ID_PREFIX, ClientInfo, Clock, MAX_ACCESS_TOKEN_TTL_SECS,
+    MAX_BEARER_BYTES, MAX_CREDENTIAL_BYTES, PAT_PREFIX, Registry, TokenInfo, bearer_token,
+    check_grant_type, parse_basic_credentials, system_clock, verify_admin,
+};
+pub use store::{KEY_FILE, REGISTRY_FILE};

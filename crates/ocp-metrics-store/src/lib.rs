@@ -1,1 +1,13 @@
+//! Durable embedded storage for ocp-metrics: the event log (write-ahead log) and checkpoints of
+//! the state derived from it. Recovery is "load the newest checkpoint, replay the log after its
+//! position"; both halves sit behind traits ([`EventLog`], [`CheckpointStore`]) whose docs say
+//! exactly when data is durable.
 
+pub mod checkpoint;
+pub mod log;
+
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, FileCheckpoints};
+pub use log::{EventLog, FileLog, FileLogOptions, LogError, LogPosition, RecoveryReport};
+pub mod engine;
+
+pub use engine::{Engine, EngineConfig, IngestError, IngestOutcome};

@@ -1,0 +1,447 @@
+//! The engine: one writer thread that owns the event log, the dedupe set and every mutation of
+//! the rollups, and answers queries from a shared read view.
+//!
+//! Ingest is group-committed: the writer takes every batch waiting in its bounded queue,
+//! dedupes them against the set and against each other, appends all accepted events to the log
+//! with one fsync, then applies them to the rollups and only then answers every caller. So a
+//! success means durable (the log holds it) and visible (a query right after sees it), and a
+//! failure means nothing of that batch was applied or logged, so a retry cannot double count.
+
+use crate::checkpoint::{CheckpointStore, FileCheckpoints};
+use crate::log::{EventLog, FileLog, FileLogOptions, LogPosition, RecoveryReport};
+use ocp_metrics_core::dedupe::Dedupe;
+use ocp_metrics_core::rollup::{Horizons, RollupStats};
+use ocp_metrics_core::{Answer, Clock, Event, Query, QueryError, Rollups};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Tunables of the engine, each a bound.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Batches waiting for the writer; a full queue makes ingest wait, then answer 503.
+    pub queue_batches_max: usize,
+    /// Events the writer takes into one group commit.
+    pub commit_events_max: usize,
+    /// How long an ingest call waits for room in the queue before giving up, in milliseconds.
+    pub enqueue_wait_ms: u64,
+    /// Write a checkpoint after this many log bytes since the last one.
+    pub checkpoint_log_bytes: u64,
+    /// Write a checkpoint at least this often while the log grows, in seconds.
+    pub checkpoint_interval_seconds: u64,
+    pub log: FileLogOptions,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            queue_batches_max: 1024,
+            commit_events_max: 200_000,
+            enqueue_wait_ms: 5_000,
+            checkpoint_log_bytes: 256 << 20,
+            checkpoint_interval_seconds: 300,
+            log: FileLogOptions::default(),
+        }
+    }
+}
+
+/// What became of one ingest batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub accepted: usize,
+    /// Indices (into the submitted batch) of events answered as duplicates.
+    pub duplicates: Vec<usize>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    #[error("the ingest queue is full; retry after a short pause")]
+    Overloaded,
+    #[error("events could not be made durable: {0}; nothing of this request was accepted, retry later")]
+    Unavailable(String),
+    #[error("the server is shutting down; retry against another instance or after restart")]
+    ShuttingDown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("event log: {0}")]
+    Log(#[from] crate::log::LogError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    #[error("checkpoint could not be decoded: {0}")]
+    Decode(String),
+    #[error("writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What recovery found, for the log and `/metrics`-style reporting.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryStats {
+    pub checkpoint_position: Option<LogPosition>,
+    pub replayed_batches: u64,
+    pub replayed_events: u64,
+    pub undecodable_batches: u64,
+    pub log: RecoveryReport,
+    pub elapsed_ms: u64,
+}
+
+/// Counters the engine keeps about itself.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    pub accepted_events: AtomicU64,
+    pub duplicate_events: AtomicU64,
+    pub commits: AtomicU64,
+    pub failed_commits: AtomicU64,
+    pub checkpoints: AtomicU64,
+}
+
+/// A handle to the engine; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Arc<RwLock<Rollups>>,
+    tx: mpsc::Sender<Job>,
+    clock: Arc<dyn Clock>,
+    enqueue_wait: Duration,
+    recovery: RecoveryStats,
+    counters: Arc<EngineCounters>,
+    writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+enum Job {
+    Ingest { events: Vec<Event>, reply: oneshot::Sender<Result<IngestOutcome, IngestError>> },
+    Tick,
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// One log record: the accepted events of one request and when they arrived.
+#[derive(Serialize, Deserialize)]
+struct LogBatch<E> {
+    arrival_ms: i64,
+    events: E,
+}
+
+/// A checkpoint: everything derived from the log up to its position.
+#[derive(Serialize, Deserialize)]
+struct Snapshot<R, D> {
+    rollups: R,
+    dedupe: D,
+}
+
+impl Engine {
+    /// Opens (or creates) the store in `dir`, recovers the state, and starts the writer.
+    pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+        let started = Instant::now();
+        let (mut log, log_report) = FileLog::open(&dir.join("wal"), config.log.clone())?;
+        let checkpoints = FileCheckpoints::open(&dir.join("checkpoints"))?;
+        let mut recovery = RecoveryStats { log: log_report, ..RecoveryStats::default() };
+        let (mut rollups, mut dedupe, from) = match checkpoints.load_latest()? {
+            Some(cp) => {
+                let snap: Snapshot<Rollups, Dedupe> =
+                    postcard::from_bytes(&cp.bytes).map_err(|e| EngineError::Decode(e.to_string()))?;
+                recovery.checkpoint_position = Some(cp.pos);
+                (snap.rollups, snap.dedupe, cp.pos)
+            }
+            None => (Rollups::new(), Dedupe::default(), LogPosition::default()),
+        };
+        rollups.after_load();
+        let horizons = Horizons::at(clock.now());
+        log.replay(from, &mut |_, bytes| match postcard::from_bytes::<LogBatch<Vec<Event>>>(bytes) {
+            Ok(batch) => {
+                recovery.replayed_batches += 1;
+                recovery.replayed_events += batch.events.len() as u64;
+                for e in &batch.events {
+                    dedupe.insert(Dedupe::key(e.group.as_str(), &e.id), batch.arrival_ms);
+                    rollups.apply(e, horizons);
+                }
+            }
+            Err(e) => {
+                recovery.undecodable_batches += 1;
+                tracing::error!(error = %e, "a log record passed its checksum but could not be decoded; skipped");
+            }
+        })?;
+        let now = clock.now();
+        rollups.evict(Horizons::at(now));
+        dedupe.expire(now.as_millisecond());
+        recovery.elapsed_ms = started.elapsed().as_millis() as u64;
+
+        let state = Arc::new(RwLock::new(rollups));
+        let counters = Arc::new(EngineCounters::default());
+        let (tx, rx) = mpsc::channel(config.queue_batches_max);
+        let writer = Writer {
+            log: Box::new(log),
+            checkpoints: Box::new(checkpoints),
+            dedupe,
+            state: state.clone(),
+            clock: clock.clone(),
+            counters: counters.clone(),
+            bytes_since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            last_maintenance: Instant::now(),
+            config: config.clone(),
+            position: LogPosition::default(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("ocp-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(EngineError::Thread)?;
+        spawn_ticker(tx.clone());
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                state,
+                tx,
+                clock,
+                enqueue_wait: Duration::from_millis(config.enqueue_wait_ms),
+                recovery,
+                counters,
+                writer: parking_lot::Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Dedupes, logs durably and applies `events`. On `Ok` the accepted ones survive a crash and
+    /// are visible to queries; on `Err` none of them was logged or applied.
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, IngestError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job::Ingest { events, reply };
+        match tokio::time::timeout(self.inner.enqueue_wait, self.inner.tx.send(job)).await {
+            Err(_) => return Err(IngestError::Overloaded),
+            Ok(Err(_)) => return Err(IngestError::ShuttingDown),
+            Ok(Ok(())) => {}
+        }
+        rx.await.unwrap_or(Err(IngestError::ShuttingDown))
+    }
+
+    /// Answers a query against everything acknowledged so far.
+    pub fn query(&self, q: &Query) -> Result<Answer, QueryError> {
+        let now = self.inner.clock.now();
+        self.inner.state.read().query(q, now)
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub fn recovery(&self) -> &RecoveryStats {
+        &self.inner.recovery
+    }
+
+    pub fn counters(&self) -> &EngineCounters {
+        &self.inner.counters
+    }
+
+    pub fn stats(&self) -> RollupStats {
+        self.inner.state.read().stats()
+    }
+
+    /// Distinct values seen for one dimension of one endpoint's family in a group (for UIs).
+    pub fn dimension_values(&self, group: &str, family: ocp_metrics_core::Family, dim: usize) -> Vec<String> {
+        let state = self.inner.state.read();
+        let Some(g) = state.group(group) else { return Vec::new() };
+        let interner = g.family(family).interner(dim);
+        let mut v: Vec<String> = (0..interner.len() as u32).map(|i| interner.value(i).to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// Groups that have any data.
+    pub fn groups(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.state.read().groups().map(|(g, _)| g.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// Finishes queued work, writes a final checkpoint and stops the writer.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.inner.tx.send(Job::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self.inner.writer.lock().take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+/// Wakes the writer once a second so that it expires, evicts and checkpoints when idle.
+fn spawn_ticker(tx: mpsc::Sender<Job>) {
+    let _ = std::thread::Builder::new().name("ocp-ticker".into()).spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            match tx.try_send(Job::Tick) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    });
+}
+
+struct Writer {
+    log: Box<dyn EventLog>,
+    checkpoints: Box<dyn CheckpointStore>,
+    dedupe: Dedupe,
+    state: Arc<RwLock<Rollups>>,
+    clock: Arc<dyn Clock>,
+    counters: Arc<EngineCounters>,
+    bytes_since_checkpoint: u64,
+    last_checkpoint: Instant,
+    last_maintenance: Instant,
+    config: EngineConfig,
+    position: LogPosition,
+}
+
+type Reply = oneshot::Sender<Result<IngestOutcome, IngestError>>;
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        self.position = self.log.end();
+        while let Some(job) = rx.blocking_recv() {
+            let mut batch: Vec<(Vec<Event>, Reply)> = Vec::new();
+            let mut events = 0usize;
+            let mut shutdown = None;
+            let mut next = Some(job);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Ingest { events: e, reply } => {
+                        events += e.len();
+                        batch.push((e, reply));
+                    }
+                    Job::Tick => {}
+                    Job::Shutdown { reply } => shutdown = Some(reply),
+                }
+                if events < self.config.commit_events_max && shutdown.is_none() {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(batch);
+            }
+            self.maintain();
+            if let Some(reply) = shutdown {
+                rx.close();
+                while let Ok(Job::Ingest { reply, .. }) = rx.try_recv() {
+                    let _ = reply.send(Err(IngestError::ShuttingDown));
+                }
+                self.checkpoint();
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+
+    /// One group commit: dedupe, one log append (one fsync), apply, answer.
+    fn commit(&mut self, batch: Vec<(Vec<Event>, Reply)>) {
+        let arrival_ms = self.clock.now().as_millisecond();
+        let mut pending = rustc_hash::FxHashSet::default();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut accepted_batches: Vec<Vec<Event>> = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for (events, reply) in batch {
+            let mut outcome = IngestOutcome::default();
+            let mut accepted = Vec::with_capacity(events.len());
+            for (i, e) in events.into_iter().enumerate() {
+                let key = Dedupe::key(e.group.as_str(), &e.id);
+                if self.dedupe.contains(key) || !pending.insert(key) {
+                    outcome.duplicates.push(i);
+                } else {
+                    accepted.push(e);
+                }
+            }
+            outcome.accepted = accepted.len();
+            outcomes.push(outcome);
+            accepted_batches.push(accepted);
+            replies.push(reply);
+        }
+        let records: Vec<Vec<u8>> = accepted_batches
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| postcard::to_allocvec(&LogBatch { arrival_ms, events: b }).expect("events always encode"))
+            .collect();
+        if !records.is_empty() {
+            let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+            match self.log.append(&refs) {
+                Ok(pos) => self.position = pos,
+                Err(e) => {
+                    self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "log append failed; the batch was refused");
+                    let msg = if e.is_disk_full() { "the disk is full".to_string() } else { "the event log could not be written".to_string() };
+                    for reply in replies {
+                        let _ = reply.send(Err(IngestError::Unavailable(msg.clone())));
+                    }
+                    return;
+                }
+            }
+            self.bytes_since_checkpoint += records.iter().map(|r| r.len() as u64).sum::<u64>();
+        }
+        let horizons = Horizons::at(self.clock.now());
+        {
+            let mut state = self.state.write();
+            for e in accepted_batches.iter().flatten() {
+                state.apply(e, horizons);
+            }
+        }
+        for e in accepted_batches.iter().flatten() {
+            self.dedupe.insert(Dedupe::key(e.group.as_str(), &e.id), arrival_ms);
+        }
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        for (outcome, reply) in outcomes.into_iter().zip(replies) {
+            self.counters.accepted_events.fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+            self.counters.duplicate_events.fetch_add(outcome.duplicates.len() as u64, Ordering::Relaxed);
+            let _ = reply.send(Ok(outcome));
+        }
+    }
+
+    /// Retention and checkpoints, at most about once a second.
+    fn maintain(&mut self) {
+        if self.last_maintenance.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_maintenance = Instant::now();
+        let now = self.clock.now();
+        self.dedupe.expire(now.as_millisecond());
+        self.state.write().evict(Horizons::at(now));
+        let due_bytes = self.bytes_since_checkpoint >= self.config.checkpoint_log_bytes;
+        let due_time = self.bytes_since_checkpoint > 0
+            && self.last_checkpoint.elapsed() >= Duration::from_secs(self.config.checkpoint_interval_seconds);
+        if due_bytes || due_time {
+            self.checkpoint();
+        }
+    }
+
+    /// Writes a checkpoint of the state at the current log position, then lets the log drop
+    /// what no kept checkpoint needs.
+    fn checkpoint(&mut self) {
+        if self.bytes_since_checkpoint == 0 {
+            return;
+        }
+        let bytes = {
+            let state = self.state.read();
+            postcard::to_allocvec(&Snapshot { rollups: &*state, dedupe: &self.dedupe })
+        };
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => return tracing::error!(error = %e, "checkpoint encoding failed"),
+        };
+        if let Err(e) = self.checkpoints.save(self.position, &bytes) {
+            return tracing::warn!(error = %e, "checkpoint failed; the log is kept and recovery replays it");
+        }
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.bytes_since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        if let Err(e) = self.log.truncate_before(self.checkpoints.retain_from()) {
+            tracing::warn!(error = %e, "could not drop log segments covered by checkpoints");
+        }
+        tracing::info!(bytes = bytes.len(), position = ?self.position, "checkpoint written");
+    }
+}
