@@ -1,1 +1,16 @@
+//! The HTTP layer of ocp-metrics: ingest, the query API, the admin and OAuth endpoints, health
+//! and the embedded web page.
+//!
+//! Invariant: this is the only crate that knows the wire format (JSON, NDJSON, gzip, HTTP
+//! statuses). Errors become HTTP answers in exactly one place, `ApiError`'s `IntoResponse`.
 
+mod admin;
+mod app;
+mod assets;
+mod error;
+mod ingest;
+mod query;
+pub mod wire;
+
+pub use app::{App, InflightBytes, Limits, Server, ServerConfig, router};
+pub use error::ApiError;

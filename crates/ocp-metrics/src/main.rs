@@ -1,1 +1,159 @@
-fn main() {}
+//! The `ocp-metrics` binary: `serve` runs the service; `client` and `token` manage credentials
+//! through a running server's admin API; `simulate` drives any server with realistic traffic.
+
+mod admin_cli;
+mod demo;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
+use ocp_metrics_server::{Limits, Server, ServerConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "ocp-metrics", version, about = "The OCP Metrics API: real-time and batch metrics of OCP sessions, dialogs and miniApps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service on an embedded store.
+    Serve(ServeArgs),
+    /// Manage API clients (OAuth 2.0 client credentials) of a running server.
+    Client {
+        #[command(subcommand)]
+        action: admin_cli::ClientAction,
+        #[command(flatten)]
+        target: admin_cli::Target,
+    },
+    /// Manage personal access tokens of a running server.
+    Token {
+        #[command(subcommand)]
+        action: admin_cli::TokenAction,
+        #[command(flatten)]
+        target: admin_cli::Target,
+    },
+    /// Send realistic simulated OCP traffic to a server.
+    Simulate(demo::SimulateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Bearer token of the admin API; the admin API answers 404 when unset.
+    #[arg(long, env = "OCP_METRICS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Start the clock at this RFC 3339 instant (it then advances in real time). For demos and
+    /// tests that need known bucket labels.
+    #[arg(long)]
+    clock_start: Option<jiff::Timestamp>,
+    /// Run with built-in demo traffic: backfill history, then stream live events.
+    #[arg(long)]
+    demo: bool,
+    /// Days of history the demo backfills.
+    #[arg(long, default_value_t = 60)]
+    demo_days: u32,
+    /// Lifetime of access tokens issued by /oauth2/token, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    access_token_ttl_seconds: u64,
+    /// Requests per second allowed per client or token (token bucket rate).
+    #[arg(long, default_value_t = 200.0)]
+    rate_per_second: f64,
+    /// Burst size of the per-client token bucket.
+    #[arg(long, default_value_t = 1000.0)]
+    rate_burst: f64,
+    /// Largest ingest body as sent, in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    body_bytes_max: usize,
+    /// Largest ingest body after gzip decompression, in bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    decoded_bytes_max: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Client { action, target } => admin_cli::client(action, &target),
+        Command::Token { action, target } => admin_cli::token(action, &target),
+        Command::Simulate(args) => demo::simulate(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let clock: Arc<dyn Clock> = match args.clock_start {
+            Some(t) => Arc::new(OffsetClock::new(t)),
+            None => Arc::new(SystemClock),
+        };
+        let admin_token = match (&args.admin_token, args.demo) {
+            (Some(t), _) => Some(t.clone()),
+            (None, true) => Some(demo::random_token()),
+            (None, false) => None,
+        };
+        let config = ServerConfig {
+            listen: args.listen.clone(),
+            data_dir: args.data_dir.clone(),
+            admin_token: admin_token.clone(),
+            clock: clock.clone(),
+            limits: Limits { body_bytes_max: args.body_bytes_max, decoded_bytes_max: args.decoded_bytes_max, ..Limits::default() },
+            auth: ocp_metrics_auth::AuthConfig {
+                access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),
+                rate_per_second: args.rate_per_second,
+                rate_burst: args.rate_burst,
+            },
+            engine: Default::default(),
+        };
+        let server = Server::bind(config).await.context("starting the server")?;
+        let addr = server.local_addr()?;
+        println!("listening on http://{addr}");
+        let demo = if args.demo {
+            Some(demo::start(&server, addr, clock, args.demo_days).await?)
+        } else {
+            None
+        };
+        server.run(shutdown_signal()).await?;
+        if let Some(d) = demo {
+            d.stop();
+        }
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining requests and writing a checkpoint");
+}

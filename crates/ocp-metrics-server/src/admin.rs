@@ -1,0 +1,215 @@
+//! The admin API (clients and personal access tokens), the OAuth 2.0 token endpoint, and the
+//! catalog the web page uses to offer groups and filter values.
+
+use crate::app::App;
+use crate::error::ApiError;
+use axum::Json;
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ocp_metrics_auth::{
+    ClientName, GroupGrant, OAuthError, Registry, Scope, ScopeSet, check_grant_type, parse_basic_credentials,
+};
+use ocp_metrics_core::Endpoint;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+
+#[derive(Debug, Deserialize)]
+pub struct NewClient {
+    name: String,
+    groups: Vec<String>,
+    scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewToken {
+    name: String,
+    groups: Vec<String>,
+    scopes: Vec<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = app.admin_token.as_deref() else {
+        return Err(ApiError::NotFound("no such endpoint: the admin API is disabled (set OCP_METRICS_ADMIN_TOKEN to enable it)".into()));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .unwrap_or("");
+    if !Registry::verify_admin(expected, presented.trim()) {
+        return Err(ApiError::Unauthorized("the admin API needs `Authorization: Bearer <OCP_METRICS_ADMIN_TOKEN>`".into()));
+    }
+    Ok(())
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+pub async fn create_client(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    admin(&app, &headers)?;
+    let req: NewClient = json_body(&body)?;
+    let (info, secret) =
+        app.auth.create_client(ClientName::parse(&req.name)?, GroupGrant::parse(&req.groups)?, ScopeSet::parse(&req.scopes)?)?;
+    let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["client_id"] = json!(info.id);
+    body["client_secret"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn list_clients(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admin(&app, &headers)?;
+    Ok(Json(app.auth.list_clients()).into_response())
+}
+
+pub async fn delete_client(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    admin(&app, &headers)?;
+    match app.auth.delete_client(&id)? {
+        true => Ok(StatusCode::NO_CONTENT.into_response()),
+        false => Err(ApiError::NotFound(format!("no client with id `{id}`; list them with GET /admin/v1/clients"))),
+    }
+}
+
+pub async fn create_token(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    admin(&app, &headers)?;
+    let req: NewToken = json_body(&body)?;
+    let expires_at = match req.expires_at.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|_| {
+            ApiError::BadRequest("`expires_at` must be an RFC 3339 timestamp such as 2027-01-01T00:00:00Z, or null".into())
+        })?),
+    };
+    let (info, token) = app.auth.create_token(
+        ClientName::parse(&req.name)?,
+        GroupGrant::parse(&req.groups)?,
+        ScopeSet::parse(&req.scopes)?,
+        expires_at,
+    )?;
+    let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn list_tokens(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admin(&app, &headers)?;
+    Ok(Json(app.auth.list_tokens()).into_response())
+}
+
+pub async fn revoke_token(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    admin(&app, &headers)?;
+    match app.auth.revoke_token(&id)? {
+        true => Ok(StatusCode::NO_CONTENT.into_response()),
+        false => Err(ApiError::NotFound(format!("no token with id `{id}`; list them with GET /admin/v1/tokens"))),
+    }
+}
+
+/// `POST /oauth2/token`: the client-credentials grant (RFC 6749 section 4.4).
+pub async fn token(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let form: HashMap<String, String> = form_urlencoded(&body);
+    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).filter(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    let oauth = |e: OAuthError| ApiError::OAuth(e, basic.is_some());
+    check_grant_type(form.get("grant_type").map(String::as_str).unwrap_or("")).map_err(oauth)?;
+    let (id, secret) = match basic {
+        Some(h) => parse_basic_credentials(h).map_err(oauth)?,
+        None => match (form.get("client_id"), form.get("client_secret")) {
+            (Some(id), Some(secret)) => (id.clone(), secret.clone()),
+            _ => {
+                return Err(oauth(OAuthError::InvalidClient(
+                    "authenticate the client with HTTP Basic or the form fields client_id and client_secret".into(),
+                )));
+            }
+        },
+    };
+    let token = app.auth.issue_access_token(&id, &secret, form.get("scope").map(String::as_str)).map_err(oauth)?;
+    let mut response = Json(token).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+    Ok(response)
+}
+
+/// Decodes `application/x-www-form-urlencoded`.
+fn form_urlencoded(body: &[u8]) -> HashMap<String, String> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match hex_byte(&bytes[i + 1..i + 3]) {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_byte(two: &[u8]) -> Option<u8> {
+    u8::from_str_radix(std::str::from_utf8(two).ok()?, 16).ok()
+}
+
+/// `GET /api/v1/catalog`: the endpoints, their metrics and dimensions, the caller's groups that
+/// have data, and the server's clock.
+pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let grants = app.authorize(&headers, Scope::MetricsRead)?;
+    let groups: Vec<String> = app.engine.groups().into_iter().filter(|g| grants.allows_group(g)).collect();
+    let endpoints: Vec<_> = Endpoint::ALL
+        .iter()
+        .map(|e| {
+            json!({
+                "path": e.path(),
+                "realtime": e.family().is_realtime(),
+                "deprecated": e.is_deprecated(),
+                "metrics": e.metrics().iter().map(|m| m.name).collect::<Vec<_>>(),
+                "dimensions": e.family().dims(),
+                "downsampling": e.granularities().iter().map(|g| g.name()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"groups": groups, "now": app.engine.now().to_string(), "endpoints": endpoints})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ValuesQuery {
+    group: String,
+    path: String,
+}
+
+/// `GET /api/v1/catalog/values?group=G&path=P`: distinct values of each dimension.
+pub async fn catalog_values(
+    State(app): State<App>,
+    headers: HeaderMap,
+    q: Result<UrlQuery<ValuesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let grants = app.authorize(&headers, Scope::MetricsRead)?;
+    let UrlQuery(q) = q.map_err(|_| ApiError::BadRequest("give the query parameters `group` and `path`".into()))?;
+    grants.require_group(&q.group)?;
+    let Some(endpoint) = Endpoint::ALL.iter().find(|e| e.path() == q.path) else {
+        return Err(ApiError::BadRequest(format!("`path` must be one of the query endpoints, e.g. {}", Endpoint::V3RtDialogs.path())));
+    };
+    let family = endpoint.family();
+    let mut out = serde_json::Map::new();
+    for (i, dim) in family.dims().iter().enumerate() {
+        out.insert(dim.to_string(), json!(app.engine.dimension_values(&q.group, family, i)));
+    }
+    Ok(Json(out).into_response())
+}

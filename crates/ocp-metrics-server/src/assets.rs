@@ -1,0 +1,31 @@
+//! The Reporting web page, embedded in the binary so that it works in closed networks.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::App;
+use crate::error::ApiError;
+
+/// Every embedded file: its path under /assets and its content type.
+const FILES: &[(&str, &str, &[u8])] = &[];
+
+const INDEX: &str = "<!doctype html><title>ocp-metrics</title><p>ocp-metrics is running.</p>";
+
+pub fn routes(r: Router<App>) -> Router<App> {
+    r.route("/", get(index)).route("/assets/{*path}", get(asset))
+}
+
+async fn index() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response()
+}
+
+async fn asset(Path(path): Path<String>) -> Result<Response, ApiError> {
+    let (_, ct, bytes) = FILES
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .ok_or_else(|| ApiError::NotFound(format!("no asset `{path}`")))?;
+    Ok(([(header::CONTENT_TYPE, *ct), (header::CACHE_CONTROL, "public, max-age=300")], *bytes).into_response())
+}

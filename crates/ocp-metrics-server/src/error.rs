@@ -1,0 +1,112 @@
+//! The one error type of the HTTP boundary and its mapping to status codes. Every error answer
+//! is `{"message": "..."}` (OAuth errors add the RFC 6749 `error` fields).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ocp_metrics_auth::{AuthError, OAuthError};
+use ocp_metrics_core::QueryError;
+use ocp_metrics_store::IngestError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_seconds: u64 },
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_seconds: u64 },
+    /// Something unexpected; the details go to the log, never to the caller.
+    #[error("internal error")]
+    Internal(String),
+    /// An OAuth 2.0 token endpoint error (RFC 6749 section 5.2).
+    #[error("{0:?}")]
+    OAuth(OAuthError, bool),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::OAuth(OAuthError::InvalidClient(_), true) => StatusCode::UNAUTHORIZED,
+            ApiError::OAuth(..) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(detail = %detail, "internal error");
+                serde_json::json!({"message": "internal error: the server could not answer this request; retry, and report it if it persists"})
+            }
+            ApiError::OAuth(e, _) => serde_json::json!({
+                "error": e.code(), "error_description": e.description(), "message": e.description()
+            }),
+            other => serde_json::json!({"message": other.to_string()}),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"ocp-metrics\""));
+            }
+            ApiError::OAuth(OAuthError::InvalidClient(_), true) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ocp-metrics\""));
+            }
+            ApiError::RateLimited { retry_after_seconds, .. } | ApiError::Unavailable { retry_after_seconds, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+            }
+            _ => {}
+        }
+        if matches!(self, ApiError::OAuth(..)) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        response
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        ApiError::BadRequest(e.0)
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        ApiError::Unavailable { message: e.to_string(), retry_after_seconds: 1 }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated(r) => ApiError::Unauthorized(r.message().to_string()),
+            AuthError::Forbidden(m) => ApiError::Forbidden(m),
+            AuthError::InvalidInput(m) => ApiError::BadRequest(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The eleven query endpoints.
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::wire;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use ocp_metrics_auth::Scope;
+use ocp_metrics_core::{Endpoint, Query};
+
+/// Largest query body, in bytes: a query is a few hundred bytes; filters of a thousand values
+/// still fit easily.
+pub const QUERY_BODY_BYTES_MAX: usize = 1 << 20;
+
+/// v2's deprecation date (RFC 9745 structured date: 2024-01-01T00:00:00Z) and its sunset at the
+/// end of Q4 2024 as the seed documents (RFC 8594 HTTP-date).
+const DEPRECATION: &str = "@1704067200";
+const SUNSET: &str = "Tue, 31 Dec 2024 23:59:59 GMT";
+
+pub async fn query(app: App, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let grants = app.authorize(&headers, Scope::MetricsRead)?;
+    let bytes = axum::body::to_bytes(body, QUERY_BODY_BYTES_MAX).await.map_err(|_| {
+        ApiError::PayloadTooLarge(format!("the query body is over {QUERY_BODY_BYTES_MAX} bytes; send fewer filter values"))
+    })?;
+    let draft = wire::query_draft(&bytes).map_err(ApiError::BadRequest)?;
+    if let Some(group) = draft.group.as_deref() {
+        grants.require_group(group)?;
+    }
+    let q = Query::parse(endpoint, draft, app.engine.now())?;
+    let engine = app.engine.clone();
+    let answer = tokio::task::spawn_blocking(move || engine.query(&q).map(|a| wire::answer_json(&a)))
+        .await
+        .map_err(|e| ApiError::Internal(format!("query task: {e}")))??;
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
+    if endpoint.is_deprecated() {
+        let h = response.headers_mut();
+        h.insert("deprecation", HeaderValue::from_static(DEPRECATION));
+        h.insert("sunset", HeaderValue::from_static(SUNSET));
+        let successor = endpoint.path().replace("/v2/", "/v3/");
+        if let Ok(link) = HeaderValue::from_str(&format!("<{successor}>; rel=\"successor-version\"")) {
+            h.insert(header::LINK, link);
+        }
+    }
+    Ok(response)
+}

@@ -1,0 +1,246 @@
+//! The wire format: JSON events in, JSON answers out. Only this module and the handlers know
+//! JSON; they hand the core plain drafts and get plain answers back.
+
+use ocp_metrics_core::event::EventDraft;
+use ocp_metrics_core::query::{Answer, FilterDraft, QueryDraft};
+use serde::Deserialize;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// One event as JSON, every field optional and borrowed where the JSON has no escapes.
+#[derive(Debug, Deserialize)]
+pub struct WireEvent<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub group: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    region: Option<Cow<'a, str>>,
+    test: Option<bool>,
+    #[serde(borrow)]
+    started_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    flow_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    flow_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    flow_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    locale: Option<Cow<'a, str>>,
+    root: Option<bool>,
+    #[serde(borrow)]
+    outcome: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    miniapp_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    miniapp_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    miniapp_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    result: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    fail_reason: Option<Cow<'a, str>>,
+    agent_requests: Option<i64>,
+    no_inputs: Option<i64>,
+    no_matches: Option<i64>,
+    system_errors: Option<i64>,
+    critical_errors: Option<i64>,
+}
+
+const STRING_FIELDS: &[&str] = &[
+    "id", "type", "time", "group", "session_id", "channel", "region", "started_at", "flow_name", "flow_id",
+    "flow_type", "locale", "outcome", "miniapp_name", "miniapp_id", "miniapp_type", "result", "fail_reason",
+];
+const BOOL_FIELDS: &[&str] = &["test", "root"];
+const COUNT_FIELDS: &[&str] = &["agent_requests", "no_inputs", "no_matches", "system_errors", "critical_errors"];
+
+impl<'a> WireEvent<'a> {
+    /// Parses one JSON event. A message names the first mistyped field, since serde's own
+    /// message only gives a column.
+    pub fn parse(json: &'a str) -> Result<WireEvent<'a>, String> {
+        serde_json::from_str(json).map_err(|e| explain(json, e))
+    }
+
+    pub fn draft(&self) -> EventDraft<'_> {
+        EventDraft {
+            id: self.id.as_deref(),
+            kind: self.kind.as_deref(),
+            time: self.time.as_deref(),
+            group: self.group.as_deref(),
+            session_id: self.session_id.as_deref(),
+            channel: self.channel.as_deref(),
+            region: self.region.as_deref(),
+            test: self.test,
+            started_at: self.started_at.as_deref(),
+            flow_name: self.flow_name.as_deref(),
+            flow_id: self.flow_id.as_deref(),
+            flow_type: self.flow_type.as_deref(),
+            locale: self.locale.as_deref(),
+            root: self.root,
+            outcome: self.outcome.as_deref(),
+            miniapp_name: self.miniapp_name.as_deref(),
+            miniapp_id: self.miniapp_id.as_deref(),
+            miniapp_type: self.miniapp_type.as_deref(),
+            result: self.result.as_deref(),
+            fail_reason: self.fail_reason.as_deref(),
+            agent_requests: self.agent_requests,
+            no_inputs: self.no_inputs,
+            no_matches: self.no_matches,
+            system_errors: self.system_errors,
+            critical_errors: self.critical_errors,
+        }
+    }
+}
+
+fn explain(json: &str, e: serde_json::Error) -> String {
+    let value: Value = match serde_json::from_str(json) {
+        Ok(v) => v,
+        Err(_) => return format!("not valid JSON ({e}); send one JSON object per line"),
+    };
+    let Some(obj) = value.as_object() else {
+        return "an event must be a JSON object".to_string();
+    };
+    for (k, v) in obj {
+        let k = k.as_str();
+        let bad = if STRING_FIELDS.contains(&k) {
+            (!v.is_string() && !v.is_null()).then_some("a string")
+        } else if BOOL_FIELDS.contains(&k) {
+            (!v.is_boolean() && !v.is_null()).then_some("a boolean (true or false)")
+        } else if COUNT_FIELDS.contains(&k) {
+            let ok = v.is_null() || v.is_i64() || v.is_u64() && v.as_u64().is_some_and(|n| n <= i64::MAX as u64);
+            (!ok).then_some("a whole number >= 0")
+        } else {
+            None
+        };
+        if let Some(expected) = bad {
+            return format!("`{k}`: must be {expected}, got {}", type_name(v));
+        }
+    }
+    format!("invalid event: {e}")
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a fractional number",
+        Value::Number(n) if n.is_u64() && n.as_u64() > Some(i64::MAX as u64) => "a number out of range",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads a query body into a draft, reporting mistyped fields by name.
+pub fn query_draft(body: &[u8]) -> Result<QueryDraft, String> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not valid JSON ({e}); send a JSON object like {{\"metrics\": [...], \"filters\": {{}}, ...}}"))?;
+    let Value::Object(mut obj) = value else {
+        return Err("the body must be a JSON object with the fields metrics, filters, start, end, group, downsampling".into());
+    };
+    let mut d = QueryDraft::default();
+    if let Some(v) = take(&mut obj, "metrics") {
+        let items = v.as_array().ok_or("`metrics` must be an array of strings")?;
+        let names = items.iter().map(|m| m.as_str().map(String::from)).collect::<Option<Vec<_>>>();
+        d.metrics = Some(names.ok_or("`metrics` must be an array of strings")?);
+    }
+    if let Some(v) = take(&mut obj, "filters") {
+        let Value::Object(f) = v else {
+            return Err("`filters` must be an object mapping dimension names to arrays of values, e.g. {\"channel\": [\"chat\"]}".into());
+        };
+        d.filters = Some(f.into_iter().map(|(k, v)| filter(k, v)).collect::<Result<_, _>>()?);
+    }
+    d.start = string(&mut obj, "start")?;
+    d.end = string(&mut obj, "end")?;
+    d.group = string(&mut obj, "group")?;
+    d.downsampling = string(&mut obj, "downsampling")?;
+    d.timezone = string(&mut obj, "timezone")?;
+    if let Some(v) = take(&mut obj, "drilldown") {
+        d.drilldown = Some(v.as_bool().ok_or("`drilldown` must be true or false")?);
+    }
+    Ok(d)
+}
+
+fn filter(key: String, v: Value) -> Result<(String, FilterDraft), String> {
+    let draft = match v {
+        Value::Bool(b) => FilterDraft::Bool(b),
+        Value::Array(items) => {
+            let values = items.into_iter().map(|i| match i {
+                Value::String(s) => Some(s),
+                _ => None,
+            });
+            let values = values.collect::<Option<Vec<_>>>();
+            FilterDraft::Values(values.ok_or_else(|| format!("filter `{key}` must be an array of strings"))?)
+        }
+        _ => {
+            return Err(format!(
+                "filter `{key}` must be an array of strings (or a boolean for test_flag), e.g. \"{key}\": [\"value\"]"
+            ));
+        }
+    };
+    Ok((key, draft))
+}
+
+fn take(obj: &mut serde_json::Map<String, Value>, key: &str) -> Option<Value> {
+    obj.remove(key).filter(|v| !v.is_null())
+}
+
+fn string(obj: &mut serde_json::Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match take(obj, key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("`{key}` must be a string")),
+    }
+}
+
+/// Writes an answer as the API's JSON array of series, straight into one buffer.
+pub fn answer_json(a: &Answer) -> String {
+    let mut out = String::with_capacity(64 + a.series.len() * (64 + a.labels.len() * 32));
+    out.push('[');
+    for (i, s) in a.series.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"metric\":");
+        push_str(&mut out, s.metric);
+        out.push_str(",\"tags\":{");
+        for (j, (k, v)) in s.tags.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            push_str(&mut out, k);
+            out.push(':');
+            push_str(&mut out, v);
+        }
+        out.push_str("},\"dps\":{");
+        for (j, (label, value)) in a.labels.iter().zip(&s.values).enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(label);
+            out.push_str("\":");
+            out.push_str(itoa(*value).as_str());
+        }
+        out.push_str("}}");
+    }
+    out.push(']');
+    out
+}
+
+fn push_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+fn itoa(v: u64) -> String {
+    v.to_string()
+}
