@@ -353,3 +353,5 @@ impl Interner {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod props;

@@ -1,0 +1,173 @@
+//! Property tests of the rollups: invariants that must hold for any event stream.
+
+use crate::event::{Event, EventDraft};
+use crate::metrics::Endpoint;
+use crate::query::{Answer, FilterDraft, Query, QueryDraft};
+use crate::rollup::{Horizons, Rollups};
+use jiff::Timestamp;
+use proptest::prelude::*;
+
+const NOW: &str = "2024-03-27T12:00:00Z";
+
+/// One generated session: its dimensions and a story of events, as (kind, start, end offsets in
+/// seconds before NOW, plus a variant number that picks outcomes, results and counts).
+#[derive(Debug, Clone)]
+struct SessionSpec {
+    channel: usize,
+    region: usize,
+    test: bool,
+    events: Vec<(u8, i64, i64, u8)>,
+}
+
+fn session_spec() -> impl Strategy<Value = SessionSpec> {
+    let event = (0u8..6, 0i64..40 * 3600, 0i64..1800, any::<u8>());
+    (0usize..2, 0usize..2, any::<bool>(), prop::collection::vec(event, 1..6))
+        .prop_map(|(channel, region, test, events)| SessionSpec { channel, region, test, events })
+}
+
+fn build(sessions: &[SessionSpec]) -> Vec<Event> {
+    let now: Timestamp = NOW.parse().unwrap();
+    let mut out = Vec::new();
+    for (si, s) in sessions.iter().enumerate() {
+        for (ei, &(kind, ago, dur, v)) in s.events.iter().enumerate() {
+            let time = now.as_second() - ago;
+            let started = time - dur;
+            let ts = |s: i64| Timestamp::from_second(s).unwrap().to_string();
+            let (time_s, started_s) = (ts(time), ts(started));
+            let id = format!("{si}-{ei}");
+            let session = format!("s{si}");
+            let counts = i64::from(v % 3);
+            let d = EventDraft {
+                id: Some(&id),
+                kind: Some(["session_start", "session_end", "dialog_start", "dialog_end", "miniapp_start", "miniapp_end"][kind as usize]),
+                time: Some(&time_s),
+                group: Some("g"),
+                session_id: Some(&session),
+                channel: Some(["omIVR", "chat"][s.channel]),
+                region: Some(["us1", "eu1"][s.region]),
+                test: Some(s.test),
+                started_at: Some(&started_s),
+                flow_name: Some(["f1", "f2"][usize::from(v % 2)]),
+                flow_id: Some("fid"),
+                locale: Some(["en-US", "el-GR"][usize::from(v / 2 % 2)]),
+                root: Some(v % 7 != 0),
+                outcome: Some(["transferred", "terminated", "error", "other"][usize::from(v / 4 % 4)]),
+                miniapp_name: Some(["A", "B", "C"][usize::from(v % 3)]),
+                miniapp_id: Some("mid"),
+                miniapp_type: Some("T"),
+                result: Some(["success", "fail", "hangup", "dtmf_escape", "error", "other"][usize::from(v / 3 % 6)]),
+                fail_reason: Some(["", "max_attempts"][usize::from(v / 5 % 2)]),
+                agent_requests: Some(counts),
+                no_inputs: Some(counts),
+                no_matches: Some(i64::from(v / 16 % 2)),
+                system_errors: Some(i64::from(v / 64 % 2)),
+                critical_errors: Some(i64::from(v / 128 % 2)),
+                ..EventDraft::default()
+            };
+            out.push(Event::parse(&d, now).unwrap());
+        }
+    }
+    out
+}
+
+fn rollups_of(events: &[Event]) -> Rollups {
+    let now: Timestamp = NOW.parse().unwrap();
+    let mut r = Rollups::new();
+    for e in events {
+        r.apply(e, Horizons::at(now));
+    }
+    r
+}
+
+/// Every endpoint, every metric, drilled down by every dimension, at a given downsampling.
+fn answers(r: &Rollups, rt: &str, batch: &str) -> Vec<Answer> {
+    let now: Timestamp = NOW.parse().unwrap();
+    Endpoint::ALL
+        .iter()
+        .map(|&e| {
+            let family = e.family();
+            let filters = family
+                .dims()
+                .iter()
+                .map(|d| (d.to_string(), if *d == "test_flag" { FilterDraft::Bool(false) } else { FilterDraft::Values(vec![]) }))
+                .collect();
+            let draft = QueryDraft {
+                metrics: Some(e.metrics().iter().map(|m| m.name.to_string()).collect()),
+                filters: Some(filters),
+                start: Some("2024/03/25 18:00:00".into()),
+                end: Some("2024/03/27 18:00:00".into()),
+                group: Some("g".into()),
+                downsampling: Some(if family.is_realtime() { rt } else { batch }.into()),
+                drilldown: Some(true),
+                timezone: Some("Asia/Kathmandu".into()),
+            };
+            r.query(&Query::parse(e, draft, now).unwrap(), now).unwrap()
+        })
+        .collect()
+}
+
+fn value(a: &Answer, metric: &str) -> Vec<Vec<u64>> {
+    a.series.iter().filter(|s| s.metric == metric).map(|s| s.values.clone()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reordering_the_stream_never_changes_an_answer(
+        sessions in prop::collection::vec(session_spec(), 1..12),
+        seed in any::<u64>(),
+    ) {
+        let events = build(&sessions);
+        let mut shuffled = events.clone();
+        // A deterministic Fisher-Yates shuffle driven by the seed.
+        let mut x = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(answers(&rollups_of(&events), "five_min", "hour"), answers(&rollups_of(&shuffled), "five_min", "hour"));
+    }
+
+    #[test]
+    fn batch_classes_sum_to_their_totals(sessions in prop::collection::vec(session_spec(), 1..12)) {
+        let r = rollups_of(&build(&sessions));
+        for gran in ["hour", "day", "week"] {
+            let all = answers(&r, "five_min", gran);
+            let dialogs = &all[3];
+            let total = value(dialogs, "dialogs");
+            let parts = ["error", "transferred", "terminated", "other"].map(|m| value(dialogs, m));
+            for (i, t) in total.iter().enumerate() {
+                for (b, v) in t.iter().enumerate() {
+                    prop_assert_eq!(*v, parts.iter().map(|p| p[i][b]).sum::<u64>());
+                }
+            }
+            let miniapps = &all[5];
+            let total = value(miniapps, "totalinvocations");
+            let parts = ["successfultasks", "failedtasks", "errortasks", "hangeduptasks", "dtmfescapekeytasks", "othertasks"]
+                .map(|m| value(miniapps, m));
+            for (i, t) in total.iter().enumerate() {
+                for (b, v) in t.iter().enumerate() {
+                    prop_assert_eq!(*v, parts.iter().map(|p| p[i][b]).sum::<u64>());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn realtime_hour_is_the_sum_of_its_five_minute_values(sessions in prop::collection::vec(session_spec(), 1..12)) {
+        let r = rollups_of(&build(&sessions));
+        let fine = answers(&r, "five_min", "hour");
+        let coarse = answers(&r, "hour", "hour");
+        for (f, c) in fine.iter().zip(&coarse) {
+            if !f.labels.iter().all(|l| l.len() == 21) { continue; }
+            prop_assert_eq!(f.series.len(), c.series.len());
+            for (fs, cs) in f.series.iter().zip(&c.series) {
+                for (label, v) in c.labels.iter().zip(&cs.values) {
+                    let sum: u64 = f.labels.iter().zip(&fs.values).filter(|(l, _)| l[..13] == label[..13]).map(|(_, v)| *v).sum();
+                    prop_assert_eq!(*v, sum, "{} {}", cs.metric, label);
+                }
+            }
+        }
+    }
+}
