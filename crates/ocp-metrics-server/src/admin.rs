@@ -8,7 +8,8 @@ use axum::extract::{Path, Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::{
-    ClientName, GroupGrant, OAuthError, Registry, Scope, ScopeSet, check_grant_type, parse_basic_credentials,
+    ClientName, GroupGrant, OAuthError, Registry, Scope, ScopeSet, check_grant_type,
+    parse_basic_credentials,
 };
 use ocp_metrics_core::Endpoint;
 use serde::Deserialize;
@@ -38,49 +39,78 @@ fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .unwrap_or("");
     if !Registry::verify_admin(expected, presented.trim()) {
-        return Err(ApiError::Unauthorized("the admin API needs `Authorization: Bearer <OCP_METRICS_ADMIN_TOKEN>`".into()));
+        return Err(ApiError::Unauthorized(
+            "the admin API needs `Authorization: Bearer <OCP_METRICS_ADMIN_TOKEN>`".into(),
+        ));
     }
     Ok(())
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-pub async fn create_client(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn create_client(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     admin(&app, &headers)?;
     let req: NewClient = json_body(&body)?;
-    let (info, secret) =
-        app.auth.create_client(ClientName::parse(&req.name)?, GroupGrant::parse(&req.groups)?, ScopeSet::parse(&req.scopes)?)?;
+    let (info, secret) = app.auth.create_client(
+        ClientName::parse(&req.name)?,
+        GroupGrant::parse(&req.groups)?,
+        ScopeSet::parse(&req.scopes)?,
+    )?;
     let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
     body["client_id"] = json!(info.id);
     body["client_secret"] = json!(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-pub async fn list_clients(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list_clients(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     admin(&app, &headers)?;
     Ok(Json(app.auth.list_clients()).into_response())
 }
 
-pub async fn delete_client(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_client(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     admin(&app, &headers)?;
     match app.auth.delete_client(&id)? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
-        false => Err(ApiError::NotFound(format!("no client with id `{id}`; list them with GET /admin/v1/clients"))),
+        false => Err(ApiError::NotFound(format!(
+            "no client with id `{id}`; list them with GET /admin/v1/clients"
+        ))),
     }
 }
 
-pub async fn create_token(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn create_token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     admin(&app, &headers)?;
     let req: NewToken = json_body(&body)?;
     let expires_at = match req.expires_at.as_deref() {
         None => None,
         Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|_| {
-            ApiError::BadRequest("`expires_at` must be an RFC 3339 timestamp such as 2027-01-01T00:00:00Z, or null".into())
+            ApiError::BadRequest(
+                "`expires_at` must be an RFC 3339 timestamp such as 2027-01-01T00:00:00Z, or null"
+                    .into(),
+            )
         })?),
     };
     let (info, token) = app.auth.create_token(
@@ -99,18 +129,31 @@ pub async fn list_tokens(State(app): State<App>, headers: HeaderMap) -> Result<R
     Ok(Json(app.auth.list_tokens()).into_response())
 }
 
-pub async fn revoke_token(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn revoke_token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     admin(&app, &headers)?;
     match app.auth.revoke_token(&id)? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
-        false => Err(ApiError::NotFound(format!("no token with id `{id}`; list them with GET /admin/v1/tokens"))),
+        false => Err(ApiError::NotFound(format!(
+            "no token with id `{id}`; list them with GET /admin/v1/tokens"
+        ))),
     }
 }
 
 /// `POST /oauth2/token`: the client-credentials grant (RFC 6749 section 4.4).
-pub async fn token(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let form: HashMap<String, String> = form_urlencoded(&body);
-    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).filter(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
     let oauth = |e: OAuthError| ApiError::OAuth(e, basic.is_some());
     check_grant_type(form.get("grant_type").map(String::as_str).unwrap_or("")).map_err(oauth)?;
     let (id, secret) = match basic {
@@ -124,9 +167,15 @@ pub async fn token(State(app): State<App>, headers: HeaderMap, body: axum::body:
             }
         },
     };
-    let token = app.auth.issue_access_token(&id, &secret, form.get("scope").map(String::as_str)).map_err(oauth)?;
+    let token = app
+        .auth
+        .issue_access_token(&id, &secret, form.get("scope").map(String::as_str))
+        .map_err(oauth)?;
     let mut response = Json(token).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        "no-store".parse().expect("static header"),
+    );
     Ok(response)
 }
 
@@ -171,7 +220,12 @@ fn hex_byte(two: &[u8]) -> Option<u8> {
 /// have data, and the server's clock.
 pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     let grants = app.authorize(&headers, Scope::MetricsRead)?;
-    let groups: Vec<String> = app.engine.groups().into_iter().filter(|g| grants.allows_group(g)).collect();
+    let groups: Vec<String> = app
+        .engine
+        .groups()
+        .into_iter()
+        .filter(|g| grants.allows_group(g))
+        .collect();
     let endpoints: Vec<_> = Endpoint::ALL
         .iter()
         .map(|e| {
@@ -185,7 +239,12 @@ pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Result<Respo
             })
         })
         .collect();
-    Ok(Json(json!({"groups": groups, "now": app.engine.now().to_string(), "endpoints": endpoints})).into_response())
+    Ok(
+        Json(
+            json!({"groups": groups, "now": app.engine.now().to_string(), "endpoints": endpoints}),
+        )
+        .into_response(),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,15 +260,22 @@ pub async fn catalog_values(
     q: Result<UrlQuery<ValuesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let grants = app.authorize(&headers, Scope::MetricsRead)?;
-    let UrlQuery(q) = q.map_err(|_| ApiError::BadRequest("give the query parameters `group` and `path`".into()))?;
+    let UrlQuery(q) =
+        q.map_err(|_| ApiError::BadRequest("give the query parameters `group` and `path`".into()))?;
     grants.require_group(&q.group)?;
     let Some(endpoint) = Endpoint::ALL.iter().find(|e| e.path() == q.path) else {
-        return Err(ApiError::BadRequest(format!("`path` must be one of the query endpoints, e.g. {}", Endpoint::V3RtDialogs.path())));
+        return Err(ApiError::BadRequest(format!(
+            "`path` must be one of the query endpoints, e.g. {}",
+            Endpoint::V3RtDialogs.path()
+        )));
     };
     let family = endpoint.family();
     let mut out = serde_json::Map::new();
     for (i, dim) in family.dims().iter().enumerate() {
-        out.insert(dim.to_string(), json!(app.engine.dimension_values(&q.group, family, i)));
+        out.insert(
+            dim.to_string(),
+            json!(app.engine.dimension_values(&q.group, family, i)),
+        );
     }
     Ok(Json(out).into_response())
 }

@@ -65,13 +65,17 @@ pub struct App {
 impl App {
     /// Authenticates the bearer token, checks the scope and the caller's rate.
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<Grants, ApiError> {
-        let authz = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let authz = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let grants = self.auth.authenticate(bearer_token(authz)?)?;
         grants.require_scope(scope)?;
         if let Err(wait) = self.auth.check_rate(&grants.subject) {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(ApiError::RateLimited {
-                message: format!("too many requests for this token; retry after {secs} s or lower the request rate"),
+                message: format!(
+                    "too many requests for this token; retry after {secs} s or lower the request rate"
+                ),
                 retry_after_seconds: secs.max(1),
             });
         }
@@ -95,7 +99,10 @@ pub struct InflightPermit<'a> {
 
 impl InflightBytes {
     pub fn new(max: usize) -> Self {
-        InflightBytes { used: AtomicUsize::new(0), max }
+        InflightBytes {
+            used: AtomicUsize::new(0),
+            max,
+        }
     }
 
     pub fn try_acquire(&self, bytes: usize) -> Result<InflightPermit<'_>, ApiError> {
@@ -124,18 +131,26 @@ pub fn router(app: App) -> Router {
         .route("/readyz", get(health))
         .route("/ingest/v1/events", post(ingest::ingest))
         .route("/oauth2/token", post(admin::token))
-        .route("/admin/v1/clients", post(admin::create_client).get(admin::list_clients))
+        .route(
+            "/admin/v1/clients",
+            post(admin::create_client).get(admin::list_clients),
+        )
         .route("/admin/v1/clients/{id}", delete(admin::delete_client))
-        .route("/admin/v1/tokens", post(admin::create_token).get(admin::list_tokens))
+        .route(
+            "/admin/v1/tokens",
+            post(admin::create_token).get(admin::list_tokens),
+        )
         .route("/admin/v1/tokens/{id}", delete(admin::revoke_token))
         .route("/api/v1/catalog", get(admin::catalog))
         .route("/api/v1/catalog/values", get(admin::catalog_values));
     for endpoint in Endpoint::ALL {
         r = r.route(
             endpoint.path(),
-            post(move |State(app): State<App>, headers: HeaderMap, body: axum::body::Body| {
-                query::query(app, endpoint, headers, body)
-            }),
+            post(
+                move |State(app): State<App>, headers: HeaderMap, body: axum::body::Body| {
+                    query::query(app, endpoint, headers, body)
+                },
+            ),
         );
     }
     r = crate::assets::routes(r);
@@ -154,7 +169,9 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed("this method is not allowed here; query endpoints take POST with a JSON body".into())
+    ApiError::MethodNotAllowed(
+        "this method is not allowed here; query endpoints take POST with a JSON body".into(),
+    )
 }
 
 /// A bound, recovered server, ready to run.
@@ -170,7 +187,8 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)?;
         let dir = config.data_dir.clone();
         let (clock, engine_config) = (config.clock.clone(), config.engine.clone());
-        let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, engine_config, clock)).await??;
+        let engine =
+            tokio::task::spawn_blocking(move || Engine::open(&dir, engine_config, clock)).await??;
         let r = engine.recovery();
         tracing::info!(
             replayed_events = r.replayed_events,
@@ -180,7 +198,11 @@ impl Server {
             "store recovered"
         );
         let clock = config.clock.clone();
-        let auth = Registry::open(&config.data_dir, config.auth.clone(), Arc::new(move || clock.now()))?;
+        let auth = Registry::open(
+            &config.data_dir,
+            config.auth.clone(),
+            Arc::new(move || clock.now()),
+        )?;
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let app = App {
             engine,
@@ -201,9 +223,14 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests and checkpoints.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let engine = self.app.engine.clone();
-        axum::serve(self.listener, router(self.app)).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, router(self.app))
+            .with_graceful_shutdown(shutdown)
+            .await?;
         engine.shutdown().await;
         Ok(())
     }

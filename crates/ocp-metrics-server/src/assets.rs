@@ -15,7 +15,8 @@ const FILES: &[(&str, &str, &[u8])] = &[];
 const INDEX: &str = "<!doctype html><title>ocp-metrics</title><p>ocp-metrics is running.</p>";
 
 pub fn routes(r: Router<App>) -> Router<App> {
-    r.route("/", get(index)).route("/assets/{*path}", get(asset))
+    r.route("/", get(index))
+        .route("/assets/{*path}", get(asset))
 }
 
 async fn index() -> Response {
@@ -27,5 +28,12 @@ async fn asset(Path(path): Path<String>) -> Result<Response, ApiError> {
         .iter()
         .find(|(p, _, _)| *p == path)
         .ok_or_else(|| ApiError::NotFound(format!("no asset `{path}`")))?;
-    Ok(([(header::CONTENT_TYPE, *ct), (header::CACHE_CONTROL, "public, max-age=300")], *bytes).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, *ct),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        *bytes,
+    )
+        .into_response())
 }

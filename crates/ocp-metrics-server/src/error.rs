@@ -24,9 +24,15 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    RateLimited { message: String, retry_after_seconds: u64 },
+    RateLimited {
+        message: String,
+        retry_after_seconds: u64,
+    },
     #[error("{message}")]
-    Unavailable { message: String, retry_after_seconds: u64 },
+    Unavailable {
+        message: String,
+        retry_after_seconds: u64,
+    },
     /// Something unexpected; the details go to the log, never to the caller.
     #[error("internal error")]
     Internal(String),
@@ -71,12 +77,25 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match &self {
             ApiError::Unauthorized(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"ocp-metrics\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"ocp-metrics\""),
+                );
             }
             ApiError::OAuth(OAuthError::InvalidClient(_), true) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ocp-metrics\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"ocp-metrics\""),
+                );
             }
-            ApiError::RateLimited { retry_after_seconds, .. } | ApiError::Unavailable { retry_after_seconds, .. } => {
+            ApiError::RateLimited {
+                retry_after_seconds,
+                ..
+            }
+            | ApiError::Unavailable {
+                retry_after_seconds,
+                ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }
             _ => {}
@@ -96,7 +115,10 @@ impl From<QueryError> for ApiError {
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
-        ApiError::Unavailable { message: e.to_string(), retry_after_seconds: 1 }
+        ApiError::Unavailable {
+            message: e.to_string(),
+            retry_after_seconds: 1,
+        }
     }
 }
 

@@ -41,22 +41,29 @@ struct Parsed {
     errors: Vec<EventErrorAnswer>,
 }
 
-pub async fn ingest(State(app): State<App>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn ingest(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let grants = app.authorize(&headers, Scope::EventsWrite)?;
     let format = format_of(&headers)?;
     let gzip = gzip_of(&headers)?;
     let limits = app.limits.clone();
-    let raw = axum::body::to_bytes(body, limits.body_bytes_max).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!(
-            "the request body is over {} bytes; send fewer events per request",
-            limits.body_bytes_max
-        ))
-    })?;
+    let raw = axum::body::to_bytes(body, limits.body_bytes_max)
+        .await
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!(
+                "the request body is over {} bytes; send fewer events per request",
+                limits.body_bytes_max
+            ))
+        })?;
     let _permit = app.ingest_bytes.try_acquire(raw.len())?;
     let now = app.engine.now();
-    let parsed = tokio::task::spawn_blocking(move || parse(raw, gzip, format, &limits, &grants, now))
-        .await
-        .map_err(|e| ApiError::Internal(format!("ingest parser task: {e}")))??;
+    let parsed =
+        tokio::task::spawn_blocking(move || parse(raw, gzip, format, &limits, &grants, now))
+            .await
+            .map_err(|e| ApiError::Internal(format!("ingest parser task: {e}")))??;
     let rejected = parsed.errors.len();
     let outcome = app.engine.ingest(parsed.events).await?;
     let answer = IngestAnswer {
@@ -69,12 +76,22 @@ pub async fn ingest(State(app): State<App>, headers: HeaderMap, body: Body) -> R
 }
 
 fn format_of(headers: &HeaderMap) -> Result<Option<Format>, ApiError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return Ok(None) };
-    let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let ct = ct
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match ct.as_str() {
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
-            Ok(Some(Format::Ndjson))
-        }
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines" => Ok(Some(Format::Ndjson)),
         "application/json" => Ok(Some(Format::JsonArray)),
         other => Err(ApiError::UnsupportedMediaType(format!(
             "Content-Type `{other}` is not supported; send application/x-ndjson (one event per line) or application/json (an array of events)"
@@ -83,7 +100,10 @@ fn format_of(headers: &HeaderMap) -> Result<Option<Format>, ApiError> {
 }
 
 fn gzip_of(headers: &HeaderMap) -> Result<bool, ApiError> {
-    match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase()) {
+    match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase())
+    {
         None => Ok(false),
         Some(e) if e == "identity" || e.is_empty() => Ok(false),
         Some(e) if e == "gzip" || e == "x-gzip" => Ok(true),
@@ -93,15 +113,41 @@ fn gzip_of(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-fn parse(raw: Bytes, gzip: bool, format: Option<Format>, limits: &Limits, grants: &Grants, now: Timestamp) -> Result<Parsed, ApiError> {
-    let body = if gzip { gunzip(&raw, limits.decoded_bytes_max)? } else { raw.to_vec() };
-    let text = std::str::from_utf8(&body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8 text ({e}); send JSON encoded as UTF-8")))?;
-    let format = format.unwrap_or(if text.trim_start().starts_with('[') { Format::JsonArray } else { Format::Ndjson });
+fn parse(
+    raw: Bytes,
+    gzip: bool,
+    format: Option<Format>,
+    limits: &Limits,
+    grants: &Grants,
+    now: Timestamp,
+) -> Result<Parsed, ApiError> {
+    let body = if gzip {
+        gunzip(&raw, limits.decoded_bytes_max)?
+    } else {
+        raw.to_vec()
+    };
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body is not UTF-8 text ({e}); send JSON encoded as UTF-8"
+        ))
+    })?;
+    let format = format.unwrap_or(if text.trim_start().starts_with('[') {
+        Format::JsonArray
+    } else {
+        Format::Ndjson
+    });
     let items: Vec<&str> = match format {
-        Format::Ndjson => text.lines().map(str::trim).filter(|l| !l.is_empty()).collect(),
+        Format::Ndjson => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect(),
         Format::JsonArray => serde_json::from_str::<Vec<&RawValue>>(text)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not a JSON array of event objects ({e})")))?
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body is not a JSON array of event objects ({e})"
+                ))
+            })?
             .into_iter()
             .map(RawValue::get)
             .collect(),
@@ -119,7 +165,10 @@ fn parse(raw: Bytes, gzip: bool, format: Option<Format>, limits: &Limits, grants
 /// Validates every event; refuses the whole request if any event names a group the caller
 /// may not write, so that a request is never half-accepted across tenants.
 fn validate(items: &[&str], grants: &Grants, now: Timestamp) -> Result<Parsed, ApiError> {
-    let mut parsed = Parsed { events: Vec::with_capacity(items.len()), errors: Vec::new() };
+    let mut parsed = Parsed {
+        events: Vec::with_capacity(items.len()),
+        errors: Vec::new(),
+    };
     for (index, json) in items.iter().enumerate() {
         let wire = match WireEvent::parse(json) {
             Ok(w) => w,
@@ -128,16 +177,19 @@ fn validate(items: &[&str], grants: &Grants, now: Timestamp) -> Result<Parsed, A
                 continue;
             }
         };
-        if let Some(group) = wire.group.as_deref() {
-            if !grants.allows_group(group) {
-                return Err(ApiError::Forbidden(format!(
-                    "event {index} is for a group this token may not write; nothing of this request was accepted: send only events of your granted groups"
-                )));
-            }
+        if let Some(group) = wire.group.as_deref()
+            && !grants.allows_group(group)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "event {index} is for a group this token may not write; nothing of this request was accepted: send only events of your granted groups"
+            )));
         }
         match Event::parse(&wire.draft(), now) {
             Ok(e) => parsed.events.push(e),
-            Err(e) => parsed.errors.push(EventErrorAnswer { index, message: e.to_string() }),
+            Err(e) => parsed.errors.push(EventErrorAnswer {
+                index,
+                message: e.to_string(),
+            }),
         }
     }
     Ok(parsed)
@@ -147,9 +199,11 @@ fn validate(items: &[&str], grants: &Grants, now: Timestamp) -> Result<Parsed, A
 fn gunzip(raw: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
     let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid gzip ({e}); compress it with gzip or drop Content-Encoding")))?;
+    decoder.read_to_end(&mut out).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body is not valid gzip ({e}); compress it with gzip or drop Content-Encoding"
+        ))
+    })?;
     if out.len() > max {
         return Err(ApiError::PayloadTooLarge(format!(
             "the body decompresses to over {max} bytes; send fewer events per request"

@@ -18,27 +18,39 @@ pub const QUERY_BODY_BYTES_MAX: usize = 1 << 20;
 const DEPRECATION: &str = "@1704067200";
 const SUNSET: &str = "Tue, 31 Dec 2024 23:59:59 GMT";
 
-pub async fn query(app: App, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn query(
+    app: App,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let grants = app.authorize(&headers, Scope::MetricsRead)?;
-    let bytes = axum::body::to_bytes(body, QUERY_BODY_BYTES_MAX).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!("the query body is over {QUERY_BODY_BYTES_MAX} bytes; send fewer filter values"))
-    })?;
+    let bytes = axum::body::to_bytes(body, QUERY_BODY_BYTES_MAX)
+        .await
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!(
+                "the query body is over {QUERY_BODY_BYTES_MAX} bytes; send fewer filter values"
+            ))
+        })?;
     let draft = wire::query_draft(&bytes).map_err(ApiError::BadRequest)?;
     if let Some(group) = draft.group.as_deref() {
         grants.require_group(group)?;
     }
     let q = Query::parse(endpoint, draft, app.engine.now())?;
     let engine = app.engine.clone();
-    let answer = tokio::task::spawn_blocking(move || engine.query(&q).map(|a| wire::answer_json(&a)))
-        .await
-        .map_err(|e| ApiError::Internal(format!("query task: {e}")))??;
+    let answer =
+        tokio::task::spawn_blocking(move || engine.query(&q).map(|a| wire::answer_json(&a)))
+            .await
+            .map_err(|e| ApiError::Internal(format!("query task: {e}")))??;
     let mut response = ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
     if endpoint.is_deprecated() {
         let h = response.headers_mut();
         h.insert("deprecation", HeaderValue::from_static(DEPRECATION));
         h.insert("sunset", HeaderValue::from_static(SUNSET));
         let successor = endpoint.path().replace("/v2/", "/v3/");
-        if let Ok(link) = HeaderValue::from_str(&format!("<{successor}>; rel=\"successor-version\"")) {
+        if let Ok(link) =
+            HeaderValue::from_str(&format!("<{successor}>; rel=\"successor-version\""))
+        {
             h.insert(header::LINK, link);
         }
     }

@@ -56,11 +56,33 @@ pub struct WireEvent<'a> {
 }
 
 const STRING_FIELDS: &[&str] = &[
-    "id", "type", "time", "group", "session_id", "channel", "region", "started_at", "flow_name", "flow_id",
-    "flow_type", "locale", "outcome", "miniapp_name", "miniapp_id", "miniapp_type", "result", "fail_reason",
+    "id",
+    "type",
+    "time",
+    "group",
+    "session_id",
+    "channel",
+    "region",
+    "started_at",
+    "flow_name",
+    "flow_id",
+    "flow_type",
+    "locale",
+    "outcome",
+    "miniapp_name",
+    "miniapp_id",
+    "miniapp_type",
+    "result",
+    "fail_reason",
 ];
 const BOOL_FIELDS: &[&str] = &["test", "root"];
-const COUNT_FIELDS: &[&str] = &["agent_requests", "no_inputs", "no_matches", "system_errors", "critical_errors"];
+const COUNT_FIELDS: &[&str] = &[
+    "agent_requests",
+    "no_inputs",
+    "no_matches",
+    "system_errors",
+    "critical_errors",
+];
 
 impl<'a> WireEvent<'a> {
     /// Parses one JSON event. A message names the first mistyped field, since serde's own
@@ -115,7 +137,9 @@ fn explain(json: &str, e: serde_json::Error) -> String {
         } else if BOOL_FIELDS.contains(&k) {
             (!v.is_boolean() && !v.is_null()).then_some("a boolean (true or false)")
         } else if COUNT_FIELDS.contains(&k) {
-            let ok = v.is_null() || v.is_i64() || v.is_u64() && v.as_u64().is_some_and(|n| n <= i64::MAX as u64);
+            let ok = v.is_null()
+                || v.is_i64()
+                || v.is_u64() && v.as_u64().is_some_and(|n| n <= i64::MAX as u64);
             (!ok).then_some("a whole number >= 0")
         } else {
             None
@@ -132,7 +156,9 @@ fn type_name(v: &Value) -> &'static str {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(n) if n.is_f64() => "a fractional number",
-        Value::Number(n) if n.is_u64() && n.as_u64() > Some(i64::MAX as u64) => "a number out of range",
+        Value::Number(n) if n.is_u64() && n.as_u64() > Some(i64::MAX as u64) => {
+            "a number out of range"
+        }
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
@@ -149,15 +175,24 @@ pub fn query_draft(body: &[u8]) -> Result<QueryDraft, String> {
     };
     let mut d = QueryDraft::default();
     if let Some(v) = take(&mut obj, "metrics") {
-        let items = v.as_array().ok_or("`metrics` must be an array of strings")?;
-        let names = items.iter().map(|m| m.as_str().map(String::from)).collect::<Option<Vec<_>>>();
+        let items = v
+            .as_array()
+            .ok_or("`metrics` must be an array of strings")?;
+        let names = items
+            .iter()
+            .map(|m| m.as_str().map(String::from))
+            .collect::<Option<Vec<_>>>();
         d.metrics = Some(names.ok_or("`metrics` must be an array of strings")?);
     }
     if let Some(v) = take(&mut obj, "filters") {
         let Value::Object(f) = v else {
             return Err("`filters` must be an object mapping dimension names to arrays of values, e.g. {\"channel\": [\"chat\"]}".into());
         };
-        d.filters = Some(f.into_iter().map(|(k, v)| filter(k, v)).collect::<Result<_, _>>()?);
+        d.filters = Some(
+            f.into_iter()
+                .map(|(k, v)| filter(k, v))
+                .collect::<Result<_, _>>()?,
+        );
     }
     d.start = string(&mut obj, "start")?;
     d.end = string(&mut obj, "end")?;
@@ -179,7 +214,9 @@ fn filter(key: String, v: Value) -> Result<(String, FilterDraft), String> {
                 _ => None,
             });
             let values = values.collect::<Option<Vec<_>>>();
-            FilterDraft::Values(values.ok_or_else(|| format!("filter `{key}` must be an array of strings"))?)
+            FilterDraft::Values(
+                values.ok_or_else(|| format!("filter `{key}` must be an array of strings"))?,
+            )
         }
         _ => {
             return Err(format!(

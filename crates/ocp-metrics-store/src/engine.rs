@@ -61,7 +61,9 @@ pub struct IngestOutcome {
 pub enum IngestError {
     #[error("the ingest queue is full; retry after a short pause")]
     Overloaded,
-    #[error("events could not be made durable: {0}; nothing of this request was accepted, retry later")]
+    #[error(
+        "events could not be made durable: {0}; nothing of this request was accepted, retry later"
+    )]
     Unavailable(String),
     #[error("the server is shutting down; retry against another instance or after restart")]
     ShuttingDown,
@@ -119,9 +121,14 @@ struct Inner {
 
 #[derive(Debug)]
 enum Job {
-    Ingest { events: Vec<Event>, reply: oneshot::Sender<Result<IngestOutcome, IngestError>> },
+    Ingest {
+        events: Vec<Event>,
+        reply: oneshot::Sender<Result<IngestOutcome, IngestError>>,
+    },
     Tick,
-    Shutdown { reply: oneshot::Sender<()> },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// One log record: the accepted events of one request and when they arrived.
@@ -140,15 +147,22 @@ struct Snapshot<R, D> {
 
 impl Engine {
     /// Opens (or creates) the store in `dir`, recovers the state, and starts the writer.
-    pub fn open(dir: &Path, config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+    pub fn open(
+        dir: &Path,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
         let started = Instant::now();
-        let (mut log, log_report) = FileLog::open(&dir.join("wal"), config.log.clone())?;
+        let (mut log, log_report) = FileLog::open(&dir.join("wal"), config.log)?;
         let checkpoints = FileCheckpoints::open(&dir.join("checkpoints"))?;
-        let mut recovery = RecoveryStats { log: log_report, ..RecoveryStats::default() };
+        let mut recovery = RecoveryStats {
+            log: log_report,
+            ..RecoveryStats::default()
+        };
         let (mut rollups, mut dedupe, from) = match checkpoints.load_latest()? {
             Some(cp) => {
-                let snap: Snapshot<Rollups, Dedupe> =
-                    postcard::from_bytes(&cp.bytes).map_err(|e| EngineError::Decode(e.to_string()))?;
+                let snap: Snapshot<Rollups, Dedupe> = postcard::from_bytes(&cp.bytes)
+                    .map_err(|e| EngineError::Decode(e.to_string()))?;
                 recovery.checkpoint_position = Some(cp.pos);
                 (snap.rollups, snap.dedupe, cp.pos)
             }
@@ -195,7 +209,7 @@ impl Engine {
             .name("ocp-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(EngineError::Thread)?;
-        spawn_ticker(tx.clone());
+        spawn_ticker(tx.downgrade());
         Ok(Engine {
             inner: Arc::new(Inner {
                 state,
@@ -245,18 +259,33 @@ impl Engine {
     }
 
     /// Distinct values seen for one dimension of one endpoint's family in a group (for UIs).
-    pub fn dimension_values(&self, group: &str, family: ocp_metrics_core::Family, dim: usize) -> Vec<String> {
+    pub fn dimension_values(
+        &self,
+        group: &str,
+        family: ocp_metrics_core::Family,
+        dim: usize,
+    ) -> Vec<String> {
         let state = self.inner.state.read();
-        let Some(g) = state.group(group) else { return Vec::new() };
+        let Some(g) = state.group(group) else {
+            return Vec::new();
+        };
         let interner = g.family(family).interner(dim);
-        let mut v: Vec<String> = (0..interner.len() as u32).map(|i| interner.value(i).to_string()).collect();
+        let mut v: Vec<String> = (0..interner.len() as u32)
+            .map(|i| interner.value(i).to_string())
+            .collect();
         v.sort();
         v
     }
 
     /// Groups that have any data.
     pub fn groups(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.state.read().groups().map(|(g, _)| g.to_string()).collect();
+        let mut v: Vec<String> = self
+            .inner
+            .state
+            .read()
+            .groups()
+            .map(|(g, _)| g.to_string())
+            .collect();
         v.sort();
         v
     }
@@ -276,15 +305,17 @@ impl Engine {
 
 /// Wakes the writer once a second so that it expires, evicts and checkpoints when idle.
 fn spawn_ticker(tx: mpsc::Sender<Job>) {
-    let _ = std::thread::Builder::new().name("ocp-ticker".into()).spawn(move || {
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-            match tx.try_send(Job::Tick) {
-                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
+    let _ = std::thread::Builder::new()
+        .name("ocp-ticker".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                match tx.try_send(Job::Tick) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
             }
-        }
-    });
+        });
 }
 
 struct Writer {
@@ -366,7 +397,13 @@ impl Writer {
         let records: Vec<Vec<u8>> = accepted_batches
             .iter()
             .filter(|b| !b.is_empty())
-            .map(|b| postcard::to_allocvec(&LogBatch { arrival_ms, events: b }).expect("events always encode"))
+            .map(|b| {
+                postcard::to_allocvec(&LogBatch {
+                    arrival_ms,
+                    events: b,
+                })
+                .expect("events always encode")
+            })
             .collect();
         if !records.is_empty() {
             let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
@@ -375,7 +412,11 @@ impl Writer {
                 Err(e) => {
                     self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, "log append failed; the batch was refused");
-                    let msg = if e.is_disk_full() { "the disk is full".to_string() } else { "the event log could not be written".to_string() };
+                    let msg = if e.is_disk_full() {
+                        "the disk is full".to_string()
+                    } else {
+                        "the event log could not be written".to_string()
+                    };
                     for reply in replies {
                         let _ = reply.send(Err(IngestError::Unavailable(msg.clone())));
                     }
@@ -392,12 +433,17 @@ impl Writer {
             }
         }
         for e in accepted_batches.iter().flatten() {
-            self.dedupe.insert(Dedupe::key(e.group.as_str(), &e.id), arrival_ms);
+            self.dedupe
+                .insert(Dedupe::key(e.group.as_str(), &e.id), arrival_ms);
         }
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         for (outcome, reply) in outcomes.into_iter().zip(replies) {
-            self.counters.accepted_events.fetch_add(outcome.accepted as u64, Ordering::Relaxed);
-            self.counters.duplicate_events.fetch_add(outcome.duplicates.len() as u64, Ordering::Relaxed);
+            self.counters
+                .accepted_events
+                .fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+            self.counters
+                .duplicate_events
+                .fetch_add(outcome.duplicates.len() as u64, Ordering::Relaxed);
             let _ = reply.send(Ok(outcome));
         }
     }
@@ -413,7 +459,8 @@ impl Writer {
         self.state.write().evict(Horizons::at(now));
         let due_bytes = self.bytes_since_checkpoint >= self.config.checkpoint_log_bytes;
         let due_time = self.bytes_since_checkpoint > 0
-            && self.last_checkpoint.elapsed() >= Duration::from_secs(self.config.checkpoint_interval_seconds);
+            && self.last_checkpoint.elapsed()
+                >= Duration::from_secs(self.config.checkpoint_interval_seconds);
         if due_bytes || due_time {
             self.checkpoint();
         }
@@ -427,7 +474,10 @@ impl Writer {
         }
         let bytes = {
             let state = self.state.read();
-            postcard::to_allocvec(&Snapshot { rollups: &*state, dedupe: &self.dedupe })
+            postcard::to_allocvec(&Snapshot {
+                rollups: &*state,
+                dedupe: &self.dedupe,
+            })
         };
         let bytes = match bytes {
             Ok(b) => b,
