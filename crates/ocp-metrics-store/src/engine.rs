@@ -303,19 +303,19 @@ impl Engine {
     }
 }
 
-/// Wakes the writer once a second so that it expires, evicts and checkpoints when idle.
-fn spawn_ticker(tx: mpsc::Sender<Job>) {
-    let _ = std::thread::Builder::new()
-        .name("ocp-ticker".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-                match tx.try_send(Job::Tick) {
-                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                }
+/// Wakes the writer once a second so that it expires, evicts and checkpoints when idle. It holds
+/// only a weak sender, so dropping the last `Engine` closes the queue and stops the writer.
+fn spawn_ticker(weak: mpsc::WeakSender<Job>) {
+    let tick = move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(tx) = weak.upgrade() else { return };
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Job::Tick) {
+                return;
             }
-        });
+        }
+    };
+    let _ = std::thread::Builder::new().name("ocp-ticker".into()).spawn(tick);
 }
 
 struct Writer {
