@@ -29,13 +29,17 @@ pub struct OffsetClock {
 
 impl OffsetClock {
     pub fn new(start: Timestamp) -> Self {
-        OffsetClock { start, origin: Instant::now() }
+        OffsetClock {
+            start,
+            origin: Instant::now(),
+        }
     }
 }
 
 impl Clock for OffsetClock {
     fn now(&self) -> Timestamp {
-        let elapsed = SignedDuration::try_from(self.origin.elapsed()).unwrap_or(SignedDuration::MAX);
+        let elapsed =
+            SignedDuration::try_from(self.origin.elapsed()).unwrap_or(SignedDuration::MAX);
         self.start.saturating_add(elapsed).unwrap_or(self.start)
     }
 }

@@ -53,7 +53,10 @@ impl GroupName {
 
 fn check_len(s: &str, max: usize) -> Result<(), DomainError> {
     if s.len() > max {
-        return Err(DomainError::TooLong { bytes: s.len(), max });
+        return Err(DomainError::TooLong {
+            bytes: s.len(),
+            max,
+        });
     }
     Ok(())
 }

@@ -55,7 +55,10 @@ pub struct EventError {
 
 impl EventError {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        EventError { field, message: message.into() }
+        EventError {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -163,17 +166,31 @@ impl Event {
             "session_start" => EventKind::SessionStart,
             "dialog_start" => EventKind::DialogStart,
             "miniapp_start" => EventKind::MiniappStart,
-            "session_end" => EventKind::SessionEnd { started_at: started_at(d, time, kind_name)? },
+            "session_end" => EventKind::SessionEnd {
+                started_at: started_at(d, time, kind_name)?,
+            },
             "dialog_end" => EventKind::DialogEnd(Box::new(dialog_end(d, time)?)),
             "miniapp_end" => EventKind::MiniappEnd(Box::new(miniapp_end(d, time)?)),
             other => {
                 return Err(EventError::new(
                     "type",
-                    format!("unknown event type `{}`; use one of {EVENT_TYPES}", clip(other)),
+                    format!(
+                        "unknown event type `{}`; use one of {EVENT_TYPES}",
+                        clip(other)
+                    ),
                 ));
             }
         };
-        let event = Event { id, group, session_id, channel, region, test: d.test.unwrap_or(false), time, kind };
+        let event = Event {
+            id,
+            group,
+            session_id,
+            channel,
+            region,
+            test: d.test.unwrap_or(false),
+            time,
+            kind,
+        };
         check_time_window(&event, now)?;
         Ok(event)
     }
@@ -200,7 +217,8 @@ fn dialog_end(d: &EventDraft<'_>, time: UnixMs) -> Result<DialogEnd, EventError>
         started_at: started_at(d, time, K)?,
         flow_name: label(d.flow_name, "flow_name", K)?,
         flow_id: label(d.flow_id, "flow_id", K)?,
-        flow_type: optional_label(d.flow_type, "flow_type")?.unwrap_or_else(|| label_lit("orchestrator")),
+        flow_type: optional_label(d.flow_type, "flow_type")?
+            .unwrap_or_else(|| label_lit("orchestrator")),
         locale: label(d.locale, "locale", K)?,
         root: d.root.unwrap_or(true),
         outcome: parse_outcome(required(d.outcome, "outcome", K)?)?,
@@ -232,7 +250,10 @@ fn parse_outcome(s: &str) -> Result<Outcome, EventError> {
         _ => {
             return Err(EventError::new(
                 "outcome",
-                format!("unknown outcome `{}`; use one of transferred, terminated, error, other", clip(s)),
+                format!(
+                    "unknown outcome `{}`; use one of transferred, terminated, error, other",
+                    clip(s)
+                ),
             ));
         }
     })
@@ -271,10 +292,16 @@ fn counts(d: &EventDraft<'_>) -> Result<Counts, EventError> {
 fn count(v: Option<i64>, field: &'static str) -> Result<u32, EventError> {
     let v = v.unwrap_or(0);
     if v < 0 {
-        return Err(EventError::new(field, format!("is {v}; counts must be 0 or more")));
+        return Err(EventError::new(
+            field,
+            format!("is {v}; counts must be 0 or more"),
+        ));
     }
     if v as u64 > EVENT_COUNT_MAX {
-        return Err(EventError::new(field, format!("is {v}; the largest accepted count is {EVENT_COUNT_MAX}")));
+        return Err(EventError::new(
+            field,
+            format!("is {v}; the largest accepted count is {EVENT_COUNT_MAX}"),
+        ));
     }
     Ok(v as u32)
 }
@@ -282,7 +309,10 @@ fn count(v: Option<i64>, field: &'static str) -> Result<u32, EventError> {
 fn started_at(d: &EventDraft<'_>, time: UnixMs, kind: &str) -> Result<UnixMs, EventError> {
     let s = timestamp(required(d.started_at, "started_at", kind)?, "started_at")?;
     if s > time {
-        return Err(EventError::new("started_at", "is after `time`; an end event must start no later than it ends"));
+        return Err(EventError::new(
+            "started_at",
+            "is after `time`; an end event must start no later than it ends",
+        ));
     }
     Ok(s)
 }
@@ -296,8 +326,15 @@ fn check_time_window(e: &Event, now: Timestamp) -> Result<(), EventError> {
         ));
     }
     if e.anchor() < now_ms - BATCH_RETENTION_SECONDS * 1000 {
-        let field = if e.started_at().is_some() { "started_at" } else { "time" };
-        return Err(EventError::new(field, "is older than the 720-day batch retention; such events can no longer be counted"));
+        let field = if e.started_at().is_some() {
+            "started_at"
+        } else {
+            "time"
+        };
+        return Err(EventError::new(
+            field,
+            "is older than the 720-day batch retention; such events can no longer be counted",
+        ));
     }
     Ok(())
 }
@@ -306,10 +343,19 @@ fn parse_id(v: Option<&str>) -> Result<Box<str>, EventError> {
     let s = required(v, "id", "every event")?;
     let chars = s.chars().count();
     if s.len() > EVENT_STRING_BYTES_MAX {
-        return Err(EventError::new("id", format!("is {} bytes long; the limit is {EVENT_STRING_BYTES_MAX} bytes", s.len())));
+        return Err(EventError::new(
+            "id",
+            format!(
+                "is {} bytes long; the limit is {EVENT_STRING_BYTES_MAX} bytes",
+                s.len()
+            ),
+        ));
     }
     if chars == 0 || chars > EVENT_ID_CHARS_MAX {
-        return Err(EventError::new("id", format!("must be 1 to {EVENT_ID_CHARS_MAX} characters long; it is {chars}")));
+        return Err(EventError::new(
+            "id",
+            format!("must be 1 to {EVENT_ID_CHARS_MAX} characters long; it is {chars}"),
+        ));
     }
     Ok(s.into())
 }
@@ -318,13 +364,20 @@ fn timestamp(s: &str, field: &'static str) -> Result<UnixMs, EventError> {
     let ts: Timestamp = s.parse().map_err(|_| {
         EventError::new(
             field,
-            format!("`{}` is not an RFC 3339 timestamp with an offset, e.g. 2024-03-27T12:00:00Z", clip(s)),
+            format!(
+                "`{}` is not an RFC 3339 timestamp with an offset, e.g. 2024-03-27T12:00:00Z",
+                clip(s)
+            ),
         )
     })?;
     Ok(ts.as_millisecond())
 }
 
-fn required<'a>(v: Option<&'a str>, field: &'static str, kind: &str) -> Result<&'a str, EventError> {
+fn required<'a>(
+    v: Option<&'a str>,
+    field: &'static str,
+    kind: &str,
+) -> Result<&'a str, EventError> {
     v.ok_or_else(|| EventError::new(field, format!("is required for {kind} and missing")))
 }
 
@@ -333,7 +386,8 @@ fn label(v: Option<&str>, field: &'static str, kind: &str) -> Result<Label, Even
 }
 
 fn optional_label(v: Option<&str>, field: &'static str) -> Result<Option<Label>, EventError> {
-    v.map(|s| Label::parse(s).map_err(|e| domain_error(field, e))).transpose()
+    v.map(|s| Label::parse(s).map_err(|e| domain_error(field, e)))
+        .transpose()
 }
 
 fn label_lit(s: &str) -> Label {

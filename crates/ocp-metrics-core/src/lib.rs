@@ -13,9 +13,9 @@ pub mod limits;
 pub mod metrics;
 pub mod query;
 pub mod rollup;
-pub mod time;
 #[cfg(test)]
 mod testkit;
+pub mod time;
 
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use dedupe::Dedupe;

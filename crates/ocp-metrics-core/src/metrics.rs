@@ -15,7 +15,9 @@ pub const DIMS_MAX: usize = 7;
 pub const COLUMNS_MAX: usize = 9;
 
 /// One rollup table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Family {
     RtDialogs,
     RtSessions,
@@ -47,10 +49,22 @@ impl Family {
         match self {
             Family::RtDialogs => &["flow_name", "locale", "channel", "test_flag", "region"],
             Family::RtSessions => &["channel", "test_flag", "region"],
-            Family::RtMiniapps | Family::RtV2Dialogs => {
-                &["miniapp_name", "miniapp_type", "locale", "channel", "test_flag", "region"]
-            }
-            Family::BatchDialogs => &["miniapp_name", "miniapp_type", "language", "channel", "miniapp_id", "region"],
+            Family::RtMiniapps | Family::RtV2Dialogs => &[
+                "miniapp_name",
+                "miniapp_type",
+                "locale",
+                "channel",
+                "test_flag",
+                "region",
+            ],
+            Family::BatchDialogs => &[
+                "miniapp_name",
+                "miniapp_type",
+                "language",
+                "channel",
+                "miniapp_id",
+                "region",
+            ],
             Family::BatchSessions => &["channel", "region"],
             Family::BatchMiniapps => &[
                 "miniapp_name",
@@ -78,11 +92,18 @@ impl Family {
     }
 
     pub fn is_realtime(self) -> bool {
-        matches!(self, Family::RtDialogs | Family::RtSessions | Family::RtMiniapps | Family::RtV2Dialogs)
+        matches!(
+            self,
+            Family::RtDialogs | Family::RtSessions | Family::RtMiniapps | Family::RtV2Dialogs
+        )
     }
 
     pub fn slot_seconds(self) -> i64 {
-        if self.is_realtime() { RT_SLOT_SECONDS } else { BATCH_SLOT_SECONDS }
+        if self.is_realtime() {
+            RT_SLOT_SECONDS
+        } else {
+            BATCH_SLOT_SECONDS
+        }
     }
 
     pub fn dim_index(self, name: &str) -> Option<usize> {
@@ -181,7 +202,10 @@ const RT_DIALOGS_V2: &[MetricDef] = &[
     m("dialogs_terminated", &[V2_TERMINATED]),
 ];
 const BATCH_DIALOGS: &[MetricDef] = &[
-    m("dialogs", &[BD_ERROR, BD_TRANSFERRED, BD_TERMINATED, BD_OTHER]),
+    m(
+        "dialogs",
+        &[BD_ERROR, BD_TRANSFERRED, BD_TERMINATED, BD_OTHER],
+    ),
     m("terminated", &[BD_TERMINATED]),
     m("transferred", &[BD_TRANSFERRED]),
     m("error", &[BD_ERROR]),
@@ -193,7 +217,10 @@ const BATCH_SESSIONS: &[MetricDef] = &[
     m("duration10sec", &[BS_DURATION10SEC]),
 ];
 const BATCH_MINIAPPS: &[MetricDef] = &[
-    m("totalinvocations", &[BM_ERROR, BM_SUCCESS, BM_FAIL, BM_HANGUP, BM_DTMF, BM_OTHER]),
+    m(
+        "totalinvocations",
+        &[BM_ERROR, BM_SUCCESS, BM_FAIL, BM_HANGUP, BM_DTMF, BM_OTHER],
+    ),
     m("successfultasks", &[BM_SUCCESS]),
     m("failedtasks", &[BM_FAIL]),
     m("errortasks", &[BM_ERROR]),
@@ -290,7 +317,13 @@ impl Endpoint {
         if self.family().is_realtime() {
             &[Granularity::FiveMin, Granularity::Hour]
         } else {
-            &[Granularity::Hour, Granularity::Day, Granularity::Week, Granularity::Month, Granularity::Year]
+            &[
+                Granularity::Hour,
+                Granularity::Day,
+                Granularity::Week,
+                Granularity::Month,
+                Granularity::Year,
+            ]
         }
     }
 }
@@ -317,7 +350,12 @@ pub fn contributions<'e>(e: &'e Event, mut sink: impl FnMut(Contribution<'e>)) {
             let mut d = [0; COLUMNS_MAX];
             d[BS_SESSIONS] = 1;
             d[BS_DURATION10SEC] = duration10;
-            sink(contribution(Family::BatchSessions, &[channel, region], *started_at, d));
+            sink(contribution(
+                Family::BatchSessions,
+                &[channel, region],
+                *started_at,
+                d,
+            ));
         }
         EventKind::DialogEnd(de) if de.root => {
             let c = &de.counts;
@@ -332,23 +370,49 @@ pub fn contributions<'e>(e: &'e Event, mut sink: impl FnMut(Contribution<'e>)) {
             d[D_CRITICAL_ERRORS] = c.critical_errors.into();
             d[D_NO_INPUTS] = c.no_inputs.into();
             d[D_NO_MATCHES] = c.no_matches.into();
-            sink(contribution(Family::RtDialogs, &[flow, locale, channel, test, region], de.started_at, d));
+            sink(contribution(
+                Family::RtDialogs,
+                &[flow, locale, channel, test, region],
+                de.started_at,
+                d,
+            ));
 
             let mut d = [0; COLUMNS_MAX];
             d[V2_COMPLETED] = 1;
             d[V2_TRANSFERRED] = outcome(Outcome::Transferred);
             d[V2_TERMINATED] = outcome(Outcome::Terminated);
             let v2_dims = [flow, de.flow_type.as_str(), locale, channel, test, region];
-            sink(contribution(Family::RtV2Dialogs, &v2_dims, de.started_at, d));
+            sink(contribution(
+                Family::RtV2Dialogs,
+                &v2_dims,
+                de.started_at,
+                d,
+            ));
 
             let mut d = [0; COLUMNS_MAX];
             d[batch_dialog_class(de.outcome, c.has_errors())] = 1;
-            let batch_dims = [flow, de.flow_type.as_str(), locale, channel, de.flow_id.as_str(), region];
-            sink(contribution(Family::BatchDialogs, &batch_dims, de.started_at, d));
+            let batch_dims = [
+                flow,
+                de.flow_type.as_str(),
+                locale,
+                channel,
+                de.flow_id.as_str(),
+                region,
+            ];
+            sink(contribution(
+                Family::BatchDialogs,
+                &batch_dims,
+                de.started_at,
+                d,
+            ));
         }
         EventKind::MiniappEnd(me) => {
             let c = &me.counts;
-            let (name, kind, locale) = (me.miniapp_name.as_str(), me.miniapp_type.as_str(), me.locale.as_str());
+            let (name, kind, locale) = (
+                me.miniapp_name.as_str(),
+                me.miniapp_type.as_str(),
+                me.locale.as_str(),
+            );
             let success = u64::from(me.result == MiniappResult::Success);
             let error = u64::from(me.result == MiniappResult::Error);
             let mut d = [0; COLUMNS_MAX];
@@ -369,19 +433,44 @@ pub fn contributions<'e>(e: &'e Event, mut sink: impl FnMut(Contribution<'e>)) {
             d[V2_SUCCESS] = success;
             d[V2_NO_INPUTS] = c.no_inputs.into();
             d[V2_NO_MATCHES] = c.no_matches.into();
-            sink(contribution(Family::RtV2Dialogs, &rt_dims, me.started_at, d));
+            sink(contribution(
+                Family::RtV2Dialogs,
+                &rt_dims,
+                me.started_at,
+                d,
+            ));
 
             let mut d = [0; COLUMNS_MAX];
             d[batch_miniapp_class(me.result, c.has_errors())] = 1;
-            let batch_dims =
-                [name, kind, locale, channel, me.miniapp_id.as_str(), me.fail_reason.as_str(), region];
-            sink(contribution(Family::BatchMiniapps, &batch_dims, me.started_at, d));
+            let batch_dims = [
+                name,
+                kind,
+                locale,
+                channel,
+                me.miniapp_id.as_str(),
+                me.fail_reason.as_str(),
+                region,
+            ];
+            sink(contribution(
+                Family::BatchMiniapps,
+                &batch_dims,
+                me.started_at,
+                d,
+            ));
 
             let mut d = [0; COLUMNS_MAX];
             d[BS_INVOCATIONS] = 1;
-            sink(contribution(Family::BatchSessions, &[channel, region], me.started_at, d));
+            sink(contribution(
+                Family::BatchSessions,
+                &[channel, region],
+                me.started_at,
+                d,
+            ));
         }
-        EventKind::SessionStart | EventKind::DialogStart | EventKind::MiniappStart | EventKind::DialogEnd(_) => {}
+        EventKind::SessionStart
+        | EventKind::DialogStart
+        | EventKind::MiniappStart
+        | EventKind::DialogEnd(_) => {}
     }
 }
 
@@ -416,10 +505,20 @@ fn batch_miniapp_class(result: MiniappResult, has_errors: bool) -> usize {
     }
 }
 
-fn contribution<'e>(family: Family, dims: &[&'e str], at: UnixMs, deltas: [u64; COLUMNS_MAX]) -> Contribution<'e> {
+fn contribution<'e>(
+    family: Family,
+    dims: &[&'e str],
+    at: UnixMs,
+    deltas: [u64; COLUMNS_MAX],
+) -> Contribution<'e> {
     let mut all = [""; DIMS_MAX];
     all[..dims.len()].copy_from_slice(dims);
-    Contribution { family, dims: all, at, deltas }
+    Contribution {
+        family,
+        dims: all,
+        at,
+        deltas,
+    }
 }
 
 pub fn bool_str(b: bool) -> &'static str {

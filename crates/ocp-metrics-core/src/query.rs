@@ -3,8 +3,8 @@
 
 use crate::domain::GroupName;
 use crate::limits::{
-    ANSWER_POINTS_MAX, ANSWER_SERIES_MAX, BATCH_RETENTION_SECONDS, FILTER_VALUES_MAX, QUERY_METRICS_MAX,
-    QUERY_START_GRACE_SECONDS, RT_RETENTION_SECONDS,
+    ANSWER_POINTS_MAX, ANSWER_SERIES_MAX, BATCH_RETENTION_SECONDS, FILTER_VALUES_MAX,
+    QUERY_METRICS_MAX, QUERY_START_GRACE_SECONDS, RT_RETENTION_SECONDS,
 };
 use crate::metrics::{DIMS_MAX, Endpoint, MetricDef};
 use crate::rollup::{DimTuple, FamilyStore, Rollups};
@@ -94,40 +94,80 @@ impl Query {
         }
         check_start(endpoint, start, now)?;
         let group = match d.group.as_deref() {
-            None => return err("`group` is required: name the OCP group (organization) whose metrics you want"),
+            None => {
+                return err(
+                    "`group` is required: name the OCP group (organization) whose metrics you want",
+                );
+            }
             Some(g) => GroupName::parse(g).map_err(|e| QueryError(format!("`group` {e}")))?,
         };
         let granularity = parse_granularity(endpoint, d.downsampling.as_deref())?;
         let _ = path;
-        Ok(Query { endpoint, metrics, filters, start, end, group, granularity, drilldown: d.drilldown.unwrap_or(false), timezone })
+        Ok(Query {
+            endpoint,
+            metrics,
+            filters,
+            start,
+            end,
+            group,
+            granularity,
+            drilldown: d.drilldown.unwrap_or(false),
+            timezone,
+        })
     }
 }
 
-fn parse_metrics(endpoint: Endpoint, metrics: Option<Vec<String>>) -> Result<Vec<MetricDef>, QueryError> {
-    let names = || endpoint.metrics().iter().map(|m| m.name).collect::<Vec<_>>().join(", ");
+fn parse_metrics(
+    endpoint: Endpoint,
+    metrics: Option<Vec<String>>,
+) -> Result<Vec<MetricDef>, QueryError> {
+    let names = || {
+        endpoint
+            .metrics()
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let metrics = match metrics {
         Some(m) if !m.is_empty() => m,
-        _ => return err(format!("`metrics` must be a non-empty array of metric names; this endpoint serves: {}", names())),
+        _ => {
+            return err(format!(
+                "`metrics` must be a non-empty array of metric names; this endpoint serves: {}",
+                names()
+            ));
+        }
     };
     if metrics.len() > QUERY_METRICS_MAX {
-        return err(format!("`metrics` lists {} names; at most {QUERY_METRICS_MAX} are allowed", metrics.len()));
+        return err(format!(
+            "`metrics` lists {} names; at most {QUERY_METRICS_MAX} are allowed",
+            metrics.len()
+        ));
     }
     metrics
         .iter()
         .map(|name| {
-            endpoint.metrics().iter().find(|m| m.name == name).copied().ok_or_else(|| {
-                QueryError(format!(
-                    "unknown metric `{}` for {}; this endpoint serves: {}",
-                    clip(name),
-                    endpoint.path(),
-                    names()
-                ))
-            })
+            endpoint
+                .metrics()
+                .iter()
+                .find(|m| m.name == name)
+                .copied()
+                .ok_or_else(|| {
+                    QueryError(format!(
+                        "unknown metric `{}` for {}; this endpoint serves: {}",
+                        clip(name),
+                        endpoint.path(),
+                        names()
+                    ))
+                })
         })
         .collect()
 }
 
-fn parse_filters(endpoint: Endpoint, filters: Vec<(String, FilterDraft)>) -> Result<Vec<Filter>, QueryError> {
+fn parse_filters(
+    endpoint: Endpoint,
+    filters: Vec<(String, FilterDraft)>,
+) -> Result<Vec<Filter>, QueryError> {
     let family = endpoint.family();
     let supported = || family.dims().join(", ");
     let mut out: Vec<Filter> = Vec::with_capacity(filters.len());
@@ -149,12 +189,17 @@ fn parse_filters(endpoint: Endpoint, filters: Vec<(String, FilterDraft)>) -> Res
                 return err("filter `test_flag` takes a boolean, e.g. \"test_flag\": false");
             }
             (_, FilterDraft::Bool(_)) => {
-                return err(format!("filter `{key}` takes an array of strings, e.g. \"{key}\": [\"value\"]"));
+                return err(format!(
+                    "filter `{key}` takes an array of strings, e.g. \"{key}\": [\"value\"]"
+                ));
             }
             (_, FilterDraft::Values(v)) => v,
         };
         if values.len() > FILTER_VALUES_MAX {
-            return err(format!("filter `{key}` lists {} values; at most {FILTER_VALUES_MAX} are allowed", values.len()));
+            return err(format!(
+                "filter `{key}` lists {} values; at most {FILTER_VALUES_MAX} are allowed",
+                values.len()
+            ));
         }
         out.push(Filter { dim, values });
     }
@@ -176,7 +221,9 @@ fn parse_timezone(tz: Option<&str>) -> Result<TimeZone, QueryError> {
 
 fn parse_time(field: &str, value: Option<&str>, tz: &TimeZone) -> Result<Timestamp, QueryError> {
     let Some(s) = value else {
-        return err(format!("`{field}` is required, formatted yyyy/MM/dd HH:mm:ss, e.g. 2024/03/27 12:00:00"));
+        return err(format!(
+            "`{field}` is required, formatted yyyy/MM/dd HH:mm:ss, e.g. 2024/03/27 12:00:00"
+        ));
     };
     parse_query_time(s, tz).ok_or_else(|| {
         QueryError(format!(
@@ -188,12 +235,20 @@ fn parse_time(field: &str, value: Option<&str>, tz: &TimeZone) -> Result<Timesta
 
 fn check_start(endpoint: Endpoint, start: Timestamp, now: Timestamp) -> Result<(), QueryError> {
     let (retention, what) = if endpoint.family().is_realtime() {
-        (RT_RETENTION_SECONDS, "real-time metrics are kept for 48 hours; use the batch endpoints for older data")
+        (
+            RT_RETENTION_SECONDS,
+            "real-time metrics are kept for 48 hours; use the batch endpoints for older data",
+        )
     } else {
-        (BATCH_RETENTION_SECONDS, "batch metrics are kept for 720 days")
+        (
+            BATCH_RETENTION_SECONDS,
+            "batch metrics are kept for 720 days",
+        )
     };
     if start.as_second() < now.as_second() - retention - QUERY_START_GRACE_SECONDS {
-        return err(format!("`start` is too far in the past: {what}; move `start` later"));
+        return err(format!(
+            "`start` is too far in the past: {what}; move `start` later"
+        ));
     }
     Ok(())
 }
@@ -207,7 +262,11 @@ fn parse_granularity(endpoint: Endpoint, s: Option<&str>) -> Result<Granularity,
             "`downsampling` `{}` is not valid for {}; use one of {}",
             clip(s),
             endpoint.path(),
-            allowed.iter().map(|g| g.name()).collect::<Vec<_>>().join(", ")
+            allowed
+                .iter()
+                .map(|g| g.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -226,13 +285,24 @@ impl Rollups {
     /// Answers a valid query at time `now`.
     pub fn query(&self, q: &Query, now: Timestamp) -> Result<Answer, QueryError> {
         let family = q.endpoint.family();
-        let plan = BucketPlan::new(q.start, q.end, now, &q.timezone, q.granularity, family.slot_seconds());
+        let plan = BucketPlan::new(
+            q.start,
+            q.end,
+            now,
+            &q.timezone,
+            q.granularity,
+            family.slot_seconds(),
+        );
         let store = self.group(q.group.as_str()).map(|g| g.family(family));
         let groups = match store {
             Some(store) => collect_groups(store, q, &plan)?,
             None => Vec::new(),
         };
-        let mut groups = if q.drilldown { groups } else { vec![merge_all(groups, q, &plan)] };
+        let mut groups = if q.drilldown {
+            groups
+        } else {
+            vec![merge_all(groups, q, &plan)]
+        };
         if let Some(store) = store {
             groups.sort_by_cached_key(|g| tag_values(store, q, &g.key));
         }
@@ -249,9 +319,15 @@ struct Acc {
 
 /// Finds the series that match the filters and have data in range, grouped by their projection
 /// onto the filter dimensions, checks the answer limits, then sums their slots into buckets.
-fn collect_groups(store: &FamilyStore, q: &Query, plan: &BucketPlan) -> Result<Vec<Acc>, QueryError> {
+fn collect_groups(
+    store: &FamilyStore,
+    q: &Query,
+    plan: &BucketPlan,
+) -> Result<Vec<Acc>, QueryError> {
     let allowed = resolve_filters(store, q);
-    let Some(allowed) = allowed else { return Ok(Vec::new()) };
+    let Some(allowed) = allowed else {
+        return Ok(Vec::new());
+    };
     let (lo, hi) = (plan.first_slot, plan.end_slot());
     let mut by_key: FxHashMap<DimTuple, usize> = FxHashMap::default();
     let mut accs: Vec<Acc> = Vec::new();
@@ -262,7 +338,11 @@ fn collect_groups(store: &FamilyStore, q: &Query, plan: &BucketPlan) -> Result<V
         }
         let key = project(&s.dims, q);
         let n = *by_key.entry(key).or_insert_with(|| {
-            accs.push(Acc { key, members: Vec::new(), values: Vec::new() });
+            accs.push(Acc {
+                key,
+                members: Vec::new(),
+                values: Vec::new(),
+            });
             accs.len() - 1
         });
         accs[n].members.push(i as u32);
@@ -334,7 +414,11 @@ fn sum_into(values: &mut [u64], column: &crate::rollup::SlotColumn, q: &Query, p
 
 /// drilldown false: one group holding everything that matched (zeros when nothing did).
 fn merge_all(groups: Vec<Acc>, q: &Query, plan: &BucketPlan) -> Acc {
-    let mut all = Acc { key: [UNPROJECTED; DIMS_MAX], members: Vec::new(), values: vec![0; q.metrics.len() * plan.labels.len()] };
+    let mut all = Acc {
+        key: [UNPROJECTED; DIMS_MAX],
+        members: Vec::new(),
+        values: vec![0; q.metrics.len() * plan.labels.len()],
+    };
     for g in groups {
         for (a, b) in all.values.iter_mut().zip(g.values) {
             *a += b;
@@ -371,7 +455,11 @@ fn render(store: Option<&FamilyStore>, q: &Query, labels: Vec<String>, groups: V
                 }
             }
             let values = g.values[mi * buckets..(mi + 1) * buckets].to_vec();
-            series.push(AnswerSeries { metric: m.name, tags, values });
+            series.push(AnswerSeries {
+                metric: m.name,
+                tags,
+                values,
+            });
         }
     }
     Answer { labels, series }

@@ -90,7 +90,11 @@ impl Horizons {
     }
 
     fn of(&self, family: Family) -> Slot {
-        if family.is_realtime() { self.rt } else { self.batch }
+        if family.is_realtime() {
+            self.rt
+        } else {
+            self.batch
+        }
     }
 }
 
@@ -101,7 +105,10 @@ impl Rollups {
 
     /// Adds one accepted event to every rollup it counts in.
     pub fn apply(&mut self, e: &Event, h: Horizons) {
-        let group = self.groups.entry(e.group.as_str().into()).or_insert_with(GroupState::new);
+        let group = self
+            .groups
+            .entry(e.group.as_str().into())
+            .or_insert_with(GroupState::new);
         contributions(e, |c| group.add(&c, h));
         group.widen_session(e, h);
     }
@@ -161,7 +168,10 @@ pub struct RollupStats {
 
 impl GroupState {
     fn new() -> GroupState {
-        GroupState { families: Family::ALL.iter().map(|f| FamilyStore::new(*f)).collect(), sessions: FxHashMap::default() }
+        GroupState {
+            families: Family::ALL.iter().map(|f| FamilyStore::new(*f)).collect(),
+            sessions: FxHashMap::default(),
+        }
     }
 
     pub fn family(&self, f: Family) -> &FamilyStore {
@@ -175,7 +185,9 @@ impl GroupState {
         }
         let store = &mut self.families[c.family.index()];
         let series = store.series_for(&c.dims);
-        store.series[series as usize].column.add(slot as u32, &c.deltas[..c.family.columns()]);
+        store.series[series as usize]
+            .column
+            .add(slot as u32, &c.deltas[..c.family.columns()]);
     }
 
     /// Real-time sessions: the session is active in every RT slot from its earliest to its
@@ -191,7 +203,10 @@ impl GroupState {
         let key = xxhash_rust::xxh3::xxh3_128(e.session_id.as_str().as_bytes());
         let store = &mut self.families[Family::RtSessions.index()];
         let (old, series) = match self.sessions.get(&key) {
-            Some(span) => (Some((i64::from(span.first), i64::from(span.last))), span.series),
+            Some(span) => (
+                Some((i64::from(span.first), i64::from(span.last))),
+                span.series,
+            ),
             None => {
                 let dims = session_dims(e);
                 let mut all = [""; DIMS_MAX];
@@ -212,7 +227,14 @@ impl GroupState {
                 column.add(slot as u32, &one[..1]);
             }
         }
-        self.sessions.insert(key, Span { first: first as u32, last: last as u32, series });
+        self.sessions.insert(
+            key,
+            Span {
+                first: first as u32,
+                last: last as u32,
+                series,
+            },
+        );
     }
 }
 
@@ -242,7 +264,10 @@ impl FamilyStore {
         let next = self.series.len() as u32;
         let stride = self.family.columns() as u8;
         *self.index.entry(key).or_insert_with(|| {
-            self.series.push(Series { dims: key, column: SlotColumn::new(stride) });
+            self.series.push(Series {
+                dims: key,
+                column: SlotColumn::new(stride),
+            });
             next
         })
     }
@@ -258,7 +283,11 @@ impl FamilyStore {
 
 impl SlotColumn {
     fn new(stride: u8) -> SlotColumn {
-        SlotColumn { stride, slots: Vec::new(), values: Vec::new() }
+        SlotColumn {
+            stride,
+            slots: Vec::new(),
+            values: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -285,14 +314,18 @@ impl SlotColumn {
                 }
             },
         };
-        for (v, d) in self.values[i * stride..(i + 1) * stride].iter_mut().zip(deltas) {
+        for (v, d) in self.values[i * stride..(i + 1) * stride]
+            .iter_mut()
+            .zip(deltas)
+        {
             *v += d;
         }
     }
 
     fn push(&mut self, slot: u32) -> usize {
         self.slots.push(slot);
-        self.values.extend(std::iter::repeat_n(0, usize::from(self.stride)));
+        self.values
+            .extend(std::iter::repeat_n(0, usize::from(self.stride)));
         self.slots.len() - 1
     }
 
@@ -309,7 +342,12 @@ impl SlotColumn {
         let a = self.slots.partition_point(|&s| i64::from(s) < lo);
         let b = self.slots.partition_point(|&s| i64::from(s) < hi);
         let stride = usize::from(self.stride);
-        (a..b).map(move |i| (i64::from(self.slots[i]), &self.values[i * stride..(i + 1) * stride]))
+        (a..b).map(move |i| {
+            (
+                i64::from(self.slots[i]),
+                &self.values[i * stride..(i + 1) * stride],
+            )
+        })
     }
 
     /// Whether any entry has its slot in `[lo, hi)`.
@@ -347,11 +385,16 @@ impl Interner {
     }
 
     fn rebuild(&mut self) {
-        self.ids = self.values.iter().enumerate().map(|(i, v)| (v.clone(), i as u32)).collect();
+        self.ids = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.clone(), i as u32))
+            .collect();
     }
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod props;
+#[cfg(test)]
+mod tests;

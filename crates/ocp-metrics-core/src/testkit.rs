@@ -12,7 +12,13 @@ pub const NOW: &str = "2024-03-27T12:00:00Z";
 /// 2024-03-27 UTC.
 pub fn ev(pairs: &[(&str, &str)]) -> Event {
     let get = |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
-    let time_of = |v: &str| if v.len() == 5 { format!("2024-03-27T{v}:00Z") } else { v.to_string() };
+    let time_of = |v: &str| {
+        if v.len() == 5 {
+            format!("2024-03-27T{v}:00Z")
+        } else {
+            v.to_string()
+        }
+    };
     let time = time_of(get("time").unwrap_or("10:30"));
     let started = time_of(get("started_at").unwrap_or(&time));
     let num = |k: &str| get(k).map(|v| v.parse::<i64>().unwrap());
@@ -69,12 +75,28 @@ pub fn render_answer(a: &Answer) -> String {
     let days: std::collections::BTreeSet<&str> = a.labels.iter().map(|l| &l[..10]).collect();
     // Within one day the time alone identifies a bucket; a lone midnight label is a day bucket.
     let one_day = days.len() == 1 && !(a.labels.len() == 1 && a.labels[0].ends_with("00:00:00.0"));
-    let short = |l: &str| if one_day { l[11..16].to_string() } else { format!("{} {}", &l[8..10], &l[11..16]) };
+    let short = |l: &str| {
+        if one_day {
+            l[11..16].to_string()
+        } else {
+            format!("{} {}", &l[8..10], &l[11..16])
+        }
+    };
     let mut out = String::new();
     for s in &a.series {
         let tags: Vec<String> = s.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let dps: Vec<String> = a.labels.iter().zip(&s.values).map(|(l, v)| format!("{}={v}", short(l))).collect();
-        out.push_str(&format!("{} {{{}}} {}\n", s.metric, tags.join(" "), dps.join(" ")));
+        let dps: Vec<String> = a
+            .labels
+            .iter()
+            .zip(&s.values)
+            .map(|(l, v)| format!("{}={v}", short(l)))
+            .collect();
+        out.push_str(&format!(
+            "{} {{{}}} {}\n",
+            s.metric,
+            tags.join(" "),
+            dps.join(" ")
+        ));
     }
     out
 }

@@ -108,7 +108,10 @@ impl BucketPlan {
         if i < 0 {
             return NO_BUCKET;
         }
-        self.slot_bucket.get(i as usize).copied().unwrap_or(NO_BUCKET)
+        self.slot_bucket
+            .get(i as usize)
+            .copied()
+            .unwrap_or(NO_BUCKET)
     }
 
     /// Plans the buckets whose start lies in `[floor(start), end)` and not after `now`, where
@@ -126,7 +129,11 @@ impl BucketPlan {
         let end_s = end.as_second();
         let now_s = now.as_second();
         let mut walk = Walk::new(tz.clone(), granularity);
-        let mut plan = BucketPlan { labels: Vec::new(), first_slot, slot_bucket: Vec::new() };
+        let mut plan = BucketPlan {
+            labels: Vec::new(),
+            first_slot,
+            slot_bucket: Vec::new(),
+        };
         let mut index_of_key: HashMap<i64, u32> = HashMap::new();
         let mut current: Option<(i64, u32)> = None;
         let mut slot = first_slot;
@@ -178,7 +185,10 @@ pub fn floor_to_bucket(t: Timestamp, tz: &TimeZone, granularity: Granularity) ->
 /// its earlier instant.
 pub fn parse_query_time(s: &str, tz: &TimeZone) -> Option<Timestamp> {
     let dt = parse_query_datetime(s)?;
-    tz.to_ambiguous_zoned(dt).compatible().ok().map(|z| z.timestamp())
+    tz.to_ambiguous_zoned(dt)
+        .compatible()
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 fn parse_query_datetime(s: &str) -> Option<DateTime> {
@@ -187,7 +197,13 @@ fn parse_query_datetime(s: &str) -> Option<DateTime> {
         Some((m, f)) => (m, Some(f)),
         None => (s, None),
     };
-    if main.len() != 19 || b[4] != b'/' || b[7] != b'/' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+    if main.len() != 19
+        || b[4] != b'/'
+        || b[7] != b'/'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i32> {
@@ -220,14 +236,27 @@ fn parse_query_datetime(s: &str) -> Option<DateTime> {
 pub fn format_label(local: i64) -> String {
     let (y, m, d) = civil_from_days(local.div_euclid(86_400));
     let sod = local.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.0", sod / 3600, sod / 60 % 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.0",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
 }
 
 fn local_datetime(local: i64) -> DateTime {
     let (y, m, d) = civil_from_days(local.div_euclid(86_400));
     let sod = local.rem_euclid(86_400);
-    DateTime::new(y as i16, m as i8, d as i8, (sod / 3600) as i8, (sod / 60 % 60) as i8, (sod % 60) as i8, 0)
-        .unwrap_or_default()
+    DateTime::new(
+        y as i16,
+        m as i8,
+        d as i8,
+        (sod / 3600) as i8,
+        (sod / 60 % 60) as i8,
+        (sod % 60) as i8,
+        0,
+    )
+    .unwrap_or_default()
 }
 
 /// Maps UTC seconds to local bucket keys, caching the zone's offset between transitions so that
@@ -242,7 +271,13 @@ struct Walk {
 
 impl Walk {
     fn new(tz: TimeZone, granularity: Granularity) -> Walk {
-        Walk { tz, granularity, offset: 0, valid_from: i64::MAX, valid_until: i64::MIN }
+        Walk {
+            tz,
+            granularity,
+            offset: 0,
+            valid_from: i64::MAX,
+            valid_until: i64::MIN,
+        }
     }
 
     fn key_at(&mut self, utc: i64) -> i64 {
@@ -256,7 +291,11 @@ impl Walk {
         let ts = Timestamp::from_second(utc).unwrap_or(Timestamp::UNIX_EPOCH);
         self.offset = self.tz.to_offset(ts).seconds() as i64;
         self.valid_from = utc;
-        self.valid_until = self.tz.following(ts).next().map_or(i64::MAX, |t| t.timestamp().as_second());
+        self.valid_until = self
+            .tz
+            .following(ts)
+            .next()
+            .map_or(i64::MAX, |t| t.timestamp().as_second());
     }
 }
 
@@ -281,7 +320,15 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,12 @@ pub struct Target {
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
     server: String,
     /// The admin token the server was started with.
-    #[arg(long, global = true, env = "OCP_METRICS_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "OCP_METRICS_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     admin_token: Option<String>,
 }
 
@@ -55,24 +60,42 @@ pub enum TokenAction {
 
 pub fn client(action: ClientAction, t: &Target) -> anyhow::Result<()> {
     match action {
-        ClientAction::Create { name, groups, scopes } => {
-            print(call(t, "POST", "/admin/v1/clients", Some(json!({"name": name, "groups": groups, "scopes": scopes})))?)
-        }
+        ClientAction::Create {
+            name,
+            groups,
+            scopes,
+        } => print(call(
+            t,
+            "POST",
+            "/admin/v1/clients",
+            Some(json!({"name": name, "groups": groups, "scopes": scopes})),
+        )?),
         ClientAction::List => print(call(t, "GET", "/admin/v1/clients", None)?),
-        ClientAction::Delete { id } => print(call(t, "DELETE", &format!("/admin/v1/clients/{id}"), None)?),
+        ClientAction::Delete { id } => {
+            print(call(t, "DELETE", &format!("/admin/v1/clients/{id}"), None)?)
+        }
     }
 }
 
 pub fn token(action: TokenAction, t: &Target) -> anyhow::Result<()> {
     match action {
-        TokenAction::Create { name, groups, scopes, expires_at } => print(call(
+        TokenAction::Create {
+            name,
+            groups,
+            scopes,
+            expires_at,
+        } => print(call(
             t,
             "POST",
             "/admin/v1/tokens",
-            Some(json!({"name": name, "groups": groups, "scopes": scopes, "expires_at": expires_at})),
+            Some(
+                json!({"name": name, "groups": groups, "scopes": scopes, "expires_at": expires_at}),
+            ),
         )?),
         TokenAction::List => print(call(t, "GET", "/admin/v1/tokens", None)?),
-        TokenAction::Revoke { id } => print(call(t, "DELETE", &format!("/admin/v1/tokens/{id}"), None)?),
+        TokenAction::Revoke { id } => {
+            print(call(t, "DELETE", &format!("/admin/v1/tokens/{id}"), None)?)
+        }
     }
 }
 
@@ -91,7 +114,10 @@ fn call(t: &Target, method: &str, path: &str, body: Option<Value>) -> anyhow::Re
         Ok(r) => r.into_json().context("reading the answer"),
         Err(ureq::Error::Status(code, r)) => {
             let body: Value = r.into_json().unwrap_or(Value::Null);
-            bail!("the server answered {code}: {}", body["message"].as_str().unwrap_or("(no message)"))
+            bail!(
+                "the server answered {code}: {}",
+                body["message"].as_str().unwrap_or("(no message)")
+            )
         }
         Err(e) => Err(e).with_context(|| format!("calling {url}")),
     }

@@ -24,7 +24,12 @@ pub fn random_token() -> String {
     format!("demo-admin-{:x}", std::process::id())
 }
 
-pub async fn start(_server: &Server, _addr: SocketAddr, _clock: Arc<dyn Clock>, _days: u32) -> anyhow::Result<Demo> {
+pub async fn start(
+    _server: &Server,
+    _addr: SocketAddr,
+    _clock: Arc<dyn Clock>,
+    _days: u32,
+) -> anyhow::Result<Demo> {
     Ok(Demo)
 }
 

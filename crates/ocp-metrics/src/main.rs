@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "ocp-metrics", version, about = "The OCP Metrics API: real-time and batch metrics of OCP sessions, dialogs and miniApps")]
+#[command(
+    name = "ocp-metrics",
+    version,
+    about = "The OCP Metrics API: real-time and batch metrics of OCP sessions, dialogs and miniApps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -95,7 +99,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let clock: Arc<dyn Clock> = match args.clock_start {
             Some(t) => Arc::new(OffsetClock::new(t)),
@@ -111,7 +117,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir.clone(),
             admin_token: admin_token.clone(),
             clock: clock.clone(),
-            limits: Limits { body_bytes_max: args.body_bytes_max, decoded_bytes_max: args.decoded_bytes_max, ..Limits::default() },
+            limits: Limits {
+                body_bytes_max: args.body_bytes_max,
+                decoded_bytes_max: args.decoded_bytes_max,
+                ..Limits::default()
+            },
             auth: ocp_metrics_auth::AuthConfig {
                 access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),
                 rate_per_second: args.rate_per_second,

@@ -48,7 +48,10 @@ fn draft<'a>(kind: &'a str, pairs: &[(&'a str, &'a str)]) -> EventDraft<'a> {
 fn check(kind: &str, pairs: &[(&str, &str)], expect: Expect) {
     let now: Timestamp = NOW.parse().unwrap();
     let got = match Event::parse(&draft(kind, pairs), now) {
-        Ok(e) => format!("ok anchor={}", Timestamp::from_millisecond(e.anchor()).unwrap()),
+        Ok(e) => format!(
+            "ok anchor={}",
+            Timestamp::from_millisecond(e.anchor()).unwrap()
+        ),
         Err(e) => format!("rejected {e}"),
     };
     expect.assert_eq(&got);
@@ -56,38 +59,148 @@ fn check(kind: &str, pairs: &[(&str, &str)], expect: Expect) {
 
 #[test]
 fn valid_events_of_every_type() {
-    check("session_start", &[], expect!["ok anchor=2024-03-27T10:08:00Z"]);
-    check("dialog_start", &[], expect!["ok anchor=2024-03-27T10:08:00Z"]);
-    check("miniapp_start", &[], expect!["ok anchor=2024-03-27T10:08:00Z"]);
-    check("session_end", &[], expect!["ok anchor=2024-03-27T10:01:00Z"]);
+    check(
+        "session_start",
+        &[],
+        expect!["ok anchor=2024-03-27T10:08:00Z"],
+    );
+    check(
+        "dialog_start",
+        &[],
+        expect!["ok anchor=2024-03-27T10:08:00Z"],
+    );
+    check(
+        "miniapp_start",
+        &[],
+        expect!["ok anchor=2024-03-27T10:08:00Z"],
+    );
+    check(
+        "session_end",
+        &[],
+        expect!["ok anchor=2024-03-27T10:01:00Z"],
+    );
     check("dialog_end", &[], expect!["ok anchor=2024-03-27T10:01:00Z"]);
-    check("miniapp_end", &[("time", "2024-03-27T12:08:00+02:00")], expect!["ok anchor=2024-03-27T10:01:00Z"]);
+    check(
+        "miniapp_end",
+        &[("time", "2024-03-27T12:08:00+02:00")],
+        expect!["ok anchor=2024-03-27T10:01:00Z"],
+    );
 }
 
 #[test]
 fn each_rule_rejects_with_a_message_naming_the_field() {
-    check("session_stop", &[], expect!["rejected `type`: unknown event type `session_stop`; use one of session_start, session_end, dialog_start, dialog_end, miniapp_start, miniapp_end"]);
-    check("dialog_end", &[("-id", "")], expect!["rejected `id`: is required for every event and missing"]);
-    check("dialog_end", &[("id", "")], expect!["rejected `id`: must be 1 to 128 characters long; it is 0"]);
-    check("dialog_end", &[("-group", "")], expect!["rejected `group`: is required for dialog_end and missing"]);
-    check("dialog_end", &[("-flow_name", "")], expect!["rejected `flow_name`: is required for dialog_end and missing"]);
-    check("dialog_end", &[("-started_at", "")], expect!["rejected `started_at`: is required for dialog_end and missing"]);
-    check("dialog_end", &[("time", "2024-03-27 10:08:00")], expect!["rejected `time`: `2024-03-27 10:08:00` is not an RFC 3339 timestamp with an offset, e.g. 2024-03-27T12:00:00Z"]);
-    check("dialog_end", &[("time", "2024-03-27T10:08:00")], expect!["rejected `time`: `2024-03-27T10:08:00` is not an RFC 3339 timestamp with an offset, e.g. 2024-03-27T12:00:00Z"]);
-    check("dialog_end", &[("started_at", "2024-03-27T10:09:00Z")], expect!["rejected `started_at`: is after `time`; an end event must start no later than it ends"]);
-    check("dialog_end", &[("no_inputs", "-1")], expect!["rejected `no_inputs`: is -1; counts must be 0 or more"]);
-    check("dialog_end", &[("outcome", "abandoned")], expect!["rejected `outcome`: unknown outcome `abandoned`; use one of transferred, terminated, error, other"]);
-    check("miniapp_end", &[("result", "ok")], expect!["rejected `result`: unknown result `ok`; use one of success, fail, hangup, dtmf_escape, error, other"]);
-    check("session_start", &[("time", "2024-03-27T12:05:01Z")], expect!["rejected `time`: is more than 5 minutes ahead of the server clock; send events when they happen, with a correct clock"]);
-    check("session_start", &[("time", "2024-03-27T12:05:00Z")], expect!["ok anchor=2024-03-27T12:05:00Z"]);
-    check("session_start", &[("time", "2022-04-06T11:59:59Z")], expect!["rejected `time`: is older than the 720-day batch retention; such events can no longer be counted"]);
-    check("session_end", &[("started_at", "2022-04-01T00:00:00Z")], expect!["rejected `started_at`: is older than the 720-day batch retention; such events can no longer be counted"]);
+    check(
+        "session_stop",
+        &[],
+        expect![
+            "rejected `type`: unknown event type `session_stop`; use one of session_start, session_end, dialog_start, dialog_end, miniapp_start, miniapp_end"
+        ],
+    );
+    check(
+        "dialog_end",
+        &[("-id", "")],
+        expect!["rejected `id`: is required for every event and missing"],
+    );
+    check(
+        "dialog_end",
+        &[("id", "")],
+        expect!["rejected `id`: must be 1 to 128 characters long; it is 0"],
+    );
+    check(
+        "dialog_end",
+        &[("-group", "")],
+        expect!["rejected `group`: is required for dialog_end and missing"],
+    );
+    check(
+        "dialog_end",
+        &[("-flow_name", "")],
+        expect!["rejected `flow_name`: is required for dialog_end and missing"],
+    );
+    check(
+        "dialog_end",
+        &[("-started_at", "")],
+        expect!["rejected `started_at`: is required for dialog_end and missing"],
+    );
+    check(
+        "dialog_end",
+        &[("time", "2024-03-27 10:08:00")],
+        expect![
+            "rejected `time`: `2024-03-27 10:08:00` is not an RFC 3339 timestamp with an offset, e.g. 2024-03-27T12:00:00Z"
+        ],
+    );
+    check(
+        "dialog_end",
+        &[("time", "2024-03-27T10:08:00")],
+        expect![
+            "rejected `time`: `2024-03-27T10:08:00` is not an RFC 3339 timestamp with an offset, e.g. 2024-03-27T12:00:00Z"
+        ],
+    );
+    check(
+        "dialog_end",
+        &[("started_at", "2024-03-27T10:09:00Z")],
+        expect![
+            "rejected `started_at`: is after `time`; an end event must start no later than it ends"
+        ],
+    );
+    check(
+        "dialog_end",
+        &[("no_inputs", "-1")],
+        expect!["rejected `no_inputs`: is -1; counts must be 0 or more"],
+    );
+    check(
+        "dialog_end",
+        &[("outcome", "abandoned")],
+        expect![
+            "rejected `outcome`: unknown outcome `abandoned`; use one of transferred, terminated, error, other"
+        ],
+    );
+    check(
+        "miniapp_end",
+        &[("result", "ok")],
+        expect![
+            "rejected `result`: unknown result `ok`; use one of success, fail, hangup, dtmf_escape, error, other"
+        ],
+    );
+    check(
+        "session_start",
+        &[("time", "2024-03-27T12:05:01Z")],
+        expect![
+            "rejected `time`: is more than 5 minutes ahead of the server clock; send events when they happen, with a correct clock"
+        ],
+    );
+    check(
+        "session_start",
+        &[("time", "2024-03-27T12:05:00Z")],
+        expect!["ok anchor=2024-03-27T12:05:00Z"],
+    );
+    check(
+        "session_start",
+        &[("time", "2022-04-06T11:59:59Z")],
+        expect![
+            "rejected `time`: is older than the 720-day batch retention; such events can no longer be counted"
+        ],
+    );
+    check(
+        "session_end",
+        &[("started_at", "2022-04-01T00:00:00Z")],
+        expect![
+            "rejected `started_at`: is older than the 720-day batch retention; such events can no longer be counted"
+        ],
+    );
 }
 
 #[test]
 fn strings_over_256_bytes_are_rejected() {
     let long = "x".repeat(257);
-    check("dialog_end", &[("channel", &long)], expect!["rejected `channel`: is 257 bytes long; the limit is 256 bytes"]);
+    check(
+        "dialog_end",
+        &[("channel", &long)],
+        expect!["rejected `channel`: is 257 bytes long; the limit is 256 bytes"],
+    );
     let ok = "x".repeat(256);
-    check("dialog_end", &[("channel", &ok)], expect!["ok anchor=2024-03-27T10:01:00Z"]);
+    check(
+        "dialog_end",
+        &[("channel", &ok)],
+        expect!["ok anchor=2024-03-27T10:01:00Z"],
+    );
 }

@@ -21,8 +21,18 @@ struct SessionSpec {
 
 fn session_spec() -> impl Strategy<Value = SessionSpec> {
     let event = (0u8..6, 0i64..40 * 3600, 0i64..1800, any::<u8>());
-    (0usize..2, 0usize..2, any::<bool>(), prop::collection::vec(event, 1..6))
-        .prop_map(|(channel, region, test, events)| SessionSpec { channel, region, test, events })
+    (
+        0usize..2,
+        0usize..2,
+        any::<bool>(),
+        prop::collection::vec(event, 1..6),
+    )
+        .prop_map(|(channel, region, test, events)| SessionSpec {
+            channel,
+            region,
+            test,
+            events,
+        })
 }
 
 fn build(sessions: &[SessionSpec]) -> Vec<Event> {
@@ -39,7 +49,16 @@ fn build(sessions: &[SessionSpec]) -> Vec<Event> {
             let counts = i64::from(v % 3);
             let d = EventDraft {
                 id: Some(&id),
-                kind: Some(["session_start", "session_end", "dialog_start", "dialog_end", "miniapp_start", "miniapp_end"][kind as usize]),
+                kind: Some(
+                    [
+                        "session_start",
+                        "session_end",
+                        "dialog_start",
+                        "dialog_end",
+                        "miniapp_start",
+                        "miniapp_end",
+                    ][kind as usize],
+                ),
                 time: Some(&time_s),
                 group: Some("g"),
                 session_id: Some(&session),
@@ -51,11 +70,16 @@ fn build(sessions: &[SessionSpec]) -> Vec<Event> {
                 flow_id: Some("fid"),
                 locale: Some(["en-US", "el-GR"][usize::from(v / 2 % 2)]),
                 root: Some(v % 7 != 0),
-                outcome: Some(["transferred", "terminated", "error", "other"][usize::from(v / 4 % 4)]),
+                outcome: Some(
+                    ["transferred", "terminated", "error", "other"][usize::from(v / 4 % 4)],
+                ),
                 miniapp_name: Some(["A", "B", "C"][usize::from(v % 3)]),
                 miniapp_id: Some("mid"),
                 miniapp_type: Some("T"),
-                result: Some(["success", "fail", "hangup", "dtmf_escape", "error", "other"][usize::from(v / 3 % 6)]),
+                result: Some(
+                    ["success", "fail", "hangup", "dtmf_escape", "error", "other"]
+                        [usize::from(v / 3 % 6)],
+                ),
                 fail_reason: Some(["", "max_attempts"][usize::from(v / 5 % 2)]),
                 agent_requests: Some(counts),
                 no_inputs: Some(counts),
@@ -89,7 +113,16 @@ fn answers(r: &Rollups, rt: &str, batch: &str) -> Vec<Answer> {
             let filters = family
                 .dims()
                 .iter()
-                .map(|d| (d.to_string(), if *d == "test_flag" { FilterDraft::Bool(false) } else { FilterDraft::Values(vec![]) }))
+                .map(|d| {
+                    (
+                        d.to_string(),
+                        if *d == "test_flag" {
+                            FilterDraft::Bool(false)
+                        } else {
+                            FilterDraft::Values(vec![])
+                        },
+                    )
+                })
                 .collect();
             let draft = QueryDraft {
                 metrics: Some(e.metrics().iter().map(|m| m.name.to_string()).collect()),
@@ -107,7 +140,11 @@ fn answers(r: &Rollups, rt: &str, batch: &str) -> Vec<Answer> {
 }
 
 fn value(a: &Answer, metric: &str) -> Vec<Vec<u64>> {
-    a.series.iter().filter(|s| s.metric == metric).map(|s| s.values.clone()).collect()
+    a.series
+        .iter()
+        .filter(|s| s.metric == metric)
+        .map(|s| s.values.clone())
+        .collect()
 }
 
 proptest! {
