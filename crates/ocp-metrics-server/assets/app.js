@@ -67,7 +67,7 @@
   // Derived (ratio) series, drawn as lines on their own right-hand axis.
   const DERIVED = {
     avg_duration: { label: 'Avg duration (s)', color: '#f59e0b', scale: 's', fn: (m, i) => ratio(m.duration10sec[i] * 10, m.sessions[i]) },
-    avg_invocations: { label: 'Avg miniApps / session', color: '#8b5cf6', scale: 'x', fn: (m, i) => ratio(m.invocations[i], m.sessions[i]) },
+    avg_invocations: { label: 'Avg miniApps / session', color: '#8b5cf6', scale: 'ratio', fn: (m, i) => ratio(m.invocations[i], m.sessions[i]) },
     containment: { label: 'Containment rate (%)', color: '#0f172a', scale: '%', fn: (m, i) => pctOrNull(1 - m.transferred[i] / m.dialogs[i], m.dialogs[i]) },
     success_rate: { label: 'Success rate (%)', color: '#0f172a', scale: '%', fn: (m, i) => pctOrNull(m.successfultasks[i] / m.totalinvocations[i], m.totalinvocations[i]) },
   };
@@ -108,7 +108,7 @@
       bars: true, stacked: true, derived: ['success_rate'],
       summary: (t) => [['Invocations', fmtInt(t.totalinvocations)], ['Success rate', fmtPct(t.successfultasks / t.totalinvocations)],
         ['Failed', fmtPct(t.failedtasks / t.totalinvocations)]] },
-    { id: 'ins-peak', tab: 'ins', path: BATCH + 'sessions', title: 'Peak hours', sub: 'Sessions by hour of day over the last 7 days (selected time zone)',
+    { id: 'ins-peak', tab: 'ins', wide: true, path: BATCH + 'sessions', title: 'Peak hours', sub: 'Sessions by hour of day over the last 7 days (selected time zone)',
       metrics: ['sessions'], bars: true, peak: true,
       summary: (t, s) => [['Busiest hour', s.peakHour], ['Quietest hour', s.lowHour], ['Sessions', fmtInt(t.sessions)]] },
   ];
@@ -181,11 +181,16 @@
   // State
   // ---------------------------------------------------------------------------------------------
   const saved = (() => { try { return JSON.parse(localStorage.getItem('ocpm.ui') || '{}'); } catch { return {}; } })();
-  const browserTz = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  // Browsers may report legacy zone names (ICU's Asia/Calcutta, Asia/Katmandu); use the canonical ones.
+  const TZ_ALIASES = { 'Asia/Calcutta': 'Asia/Kolkata', 'Asia/Katmandu': 'Asia/Kathmandu', 'Asia/Saigon': 'Asia/Ho_Chi_Minh',
+    'Asia/Rangoon': 'Asia/Yangon', 'Europe/Kiev': 'Europe/Kyiv', 'Atlantic/Faeroe': 'Atlantic/Faroe', 'Pacific/Enderbury': 'Pacific/Kanton',
+    'America/Godthab': 'America/Nuuk', 'Australia/LHI': 'Australia/Lord_Howe', 'Etc/UTC': 'UTC', 'Etc/GMT': 'UTC', GMT: 'UTC', 'Etc/Universal': 'UTC' };
+  const canonicalTz = (z) => TZ_ALIASES[z] || z;
+  const browserTz = canonicalTz(Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
   const state = {
     token: '',
     group: saved.group || '',
-    tz: saved.tz || browserTz,
+    tz: canonicalTz(saved.tz || browserTz),
     tab: saved.tab === 'ins' ? 'ins' : 'rt',
     rtWindow: saved.rtWindow || 120,
     rtDs: saved.rtDs || 'five_min',
@@ -257,11 +262,13 @@
       state.catalog = cat;
       const now = Date.parse(cat.now);
       state.clockOffset = Number.isFinite(now) ? now - Date.now() : 0;
+      state.catalogError = '';
       showBanner('');
     } catch (e) {
       state.catalog = null;
       state.clockOffset = 0;
-      showBanner('Catalog unavailable: ' + e.message);
+      state.catalogError = 'Catalog unavailable: ' + e.message;
+      showBanner(state.catalogError);
     }
     const groups = (state.catalog && state.catalog.groups) || [];
     if (!groups.includes(state.group)) state.group = groups[0] || state.group;
@@ -360,13 +367,15 @@
     let ci = 0;
     for (const c of combos) {
       const suffix = drill ? tagText(c.tags, drillDims) : '';
+      // The combination's totals over the range, shaped like one bucket, for the overall ratios.
+      const tot = Object.fromEntries(Object.entries(c.m).map(([k, v]) => [k, [v.reduce((a, b) => a + b, 0)]]));
       for (const name of plot) {
-        series.push({ label: suffix ? `${metricLabel(name)} · ${suffix}` : metricLabel(name), kind: 'count',
+        series.push({ label: suffix ? `${metricLabel(name)} · ${suffix}` : metricLabel(name), kind: 'count', overall: tot[name][0],
           color: drill ? PALETTE[ci++ % PALETTE.length] : metricColor(name, ci++), values: c.m[name], metric: name });
       }
       for (const dname of spec.derived || []) {
         const d = DERIVED[dname];
-        series.push({ label: suffix ? `${d.label} · ${suffix}` : d.label, kind: 'derived', scale: d.scale,
+        series.push({ label: suffix ? `${d.label} · ${suffix}` : d.label, kind: 'derived', scale: d.scale, overall: d.fn(tot, 0),
           color: drill ? PALETTE[ci++ % PALETTE.length] : d.color, values: labels.map((_, i) => d.fn(c.m, i)) });
       }
     }
@@ -405,6 +414,21 @@
   // ---------------------------------------------------------------------------------------------
   const axisFont = '11px Inter, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
   const axisBase = { stroke: '#64748b', font: axisFont, grid: { stroke: '#eef2f7', width: 1 }, ticks: { stroke: '#e2e8f0', width: 1, size: 4 } };
+  const MON = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  // Time-axis ticks in 24-hour time; the date under the first tick and at each new day.
+  function xTicks(u, splits, axisIdx, space, incr) {
+    let prevDay = '';
+    return splits.map((ts, i) => {
+      const d = new Date(ts * 1000);
+      const day = `${MON[d.getUTCMonth()]} ${d.getUTCDate()}`;
+      let out;
+      if (incr >= 28 * 86400) out = i === 0 || d.getUTCMonth() === 0 ? `${MON[d.getUTCMonth()]}\n${d.getUTCFullYear()}` : MON[d.getUTCMonth()];
+      else if (incr >= 86400) out = i === 0 ? `${day}\n${d.getUTCFullYear()}` : day;
+      else out = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}` + (i === 0 || day !== prevDay ? `\n${day}` : '');
+      prevDay = day;
+      return out;
+    });
+  }
   const yValues = (u, vals) => vals.map((v) => (Math.abs(v) >= 1000 ? nfCompact.format(v) : +v.toFixed(2)));
 
   function uplotFor(card, p, width, height) {
@@ -427,7 +451,7 @@
     const barPath = uPlot.paths.bars({ size: [counts.length > 1 && !p.stacked ? 0.9 : 0.72, 48], gap: 1 });
     const uSeries = [{
       label: spec.peak ? 'Hour' : 'Bucket',
-      value: (u, x) => (x == null ? '' : spec.peak ? `${pad(x)}:00` : tsText(x, !dayOrMore)),
+      value: (u, x) => (x == null ? 'whole range' : spec.peak ? `${pad(x)}:00` : tsText(x, !dayOrMore)),
     }];
     const data = [p.xs];
     for (const i of order) {
@@ -436,13 +460,13 @@
         label: s.label, stroke: s.color, width: useBars ? 0 : 2, scale: 'y',
         fill: useBars ? s.color + (p.stacked ? 'e6' : 'cc') : (spec.area && counts.length === 1 ? s.color + '1f' : undefined),
         paths: useBars ? barPath : undefined, points: { show: n < 3 },
-        value: (u, v, si, di) => (di == null ? '–' : fmtInt(s.values[di])),
+        value: (u, v, si, di) => fmtInt(di == null ? s.overall : s.values[di]),
       });
       data.push(countData[i]);
     }
     for (const s of derived) {
       uSeries.push({ label: s.label, stroke: s.color, width: 2, dash: [6, 4], scale: s.scale, points: { show: n < 40, size: 5 },
-        value: (u, v) => (v == null ? '–' : fmtNum(v, s.scale === 'x' ? 2 : 1)) });
+        value: (u, v, si, di) => { const x = di == null ? s.overall : v; return x == null ? '–' : fmtNum(x, s.scale === 'ratio' ? 2 : 1); } });
       data.push(s.values);
     }
     const maxOf = (arrs) => Math.max(1, ...arrs.flat().filter(ok));
@@ -450,7 +474,8 @@
       x: spec.peak ? { time: false, range: [-0.6, 23.6] } : { time: true, range: (u, min, max) => (min == null ? [0, 1] : useBars ? [min - step * 0.6, max + step * 0.6] : [min, max === min ? min + step : max]) },
       y: { range: () => [0, maxOf(countData) * 1.08] },
     };
-    const axes = [{ ...axisBase, ...(spec.peak ? { values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? `${pad(v)}h` : '')), incrs: [1, 2, 3, 6] } : {}) },
+    const axes = [{ ...axisBase, size: 44, values: spec.peak ? (u, vals) => vals.map((v) => (Number.isInteger(v) ? `${pad(v)}h` : '')) : xTicks,
+      ...(spec.peak ? { incrs: [1, 2, 3, 6] } : {}) },
       { ...axisBase, scale: 'y', values: yValues, size: 48 }];
     for (const sc of [...new Set(derived.map((s) => s.scale))]) {
       const arrs = derived.filter((s) => s.scale === sc).map((s) => s.values);
@@ -495,10 +520,10 @@
       this.footEl = h('div', { class: 'card-foot', 'data-testid': `summary-${id}` });
       this.el = h('article', { class: 'card' + (this.spec.wide ? ' wide' : ''), 'data-testid': `chart-${id}`, id: `chart-${id}`, 'data-state': 'idle', 'data-total': '0' },
         h('div', { class: 'card-head' },
-          h('div', { class: 'titles' }, h('h2', { text: this.spec.title }), h('div', { class: 'sub', text: this.spec.sub }), this.filterSummary),
+          h('div', { class: 'titles' }, h('h2', {}, this.spec.title, h('span', { class: 'spinner', title: 'Loading' })), h('div', { class: 'sub', text: this.spec.sub }), this.filterSummary),
           h('div', { class: 'actions' }, this.filterBtn, btn('API', 'api-btn', () => this.showRequest()), btn('CSV', 'csv-btn', () => this.exportCsv()))),
         this.filterBar,
-        h('div', { class: 'plot-wrap' }, this.plotEl, this.msgEl, h('div', { class: 'spinner' })),
+        h('div', { class: 'plot-wrap' }, this.plotEl, this.msgEl),
         this.footEl);
       this.buildFilters();
       new ResizeObserver(() => this.resize()).observe(this.plotEl);
@@ -564,7 +589,7 @@
         const vals = [...f.values];
         const text = vals.length === 0 ? 'all' : vals.length <= 2 ? vals.join(', ') : `${vals.length} selected`;
         const { summary } = this.lists[dim];
-        summary.textContent = `${dim}: ${text}${f.split ? ' ⑂' : ''}`;
+        summary.textContent = `${dim}: ${text}${f.split ? ' (split)' : ''}`;
         summary.classList.toggle('active', vals.length > 0 || f.split);
         if (vals.length) { n++; chips.push(`${dim} = ${vals.join(' | ')}`); }
         if (f.split) chips.push(`by ${dim}`);
@@ -581,7 +606,10 @@
     }
 
     async load() {
-      if (!state.group) return;
+      if (!state.group) {
+        this.showError(state.catalogError || 'No group to show: the catalog lists none yet. Ingest some events first.');
+        return;
+      }
       const body = buildRequest(this);
       const seq = ++this.seq;
       this.lastBody = body;
@@ -601,17 +629,21 @@
         this.el.removeAttribute('data-error');
       } catch (e) {
         if (seq !== this.seq) return;
-        this.prepared = null;
-        this.summary = {};
-        this.destroyPlot();
-        this.msgEl.hidden = false;
-        this.msgEl.className = 'msg error';
-        this.msgEl.textContent = e.message;
-        this.footEl.replaceChildren();
-        Object.assign(this.el.dataset, { state: 'error', error: e.message, total: '0', firstLabel: '', lastLabel: '', series: '0' });
+        this.showError(e.message);
         if (e.status === 401) showBanner(e.message);
       }
       updateKpis();
+    }
+
+    showError(message) {
+      this.prepared = null;
+      this.summary = {};
+      this.destroyPlot();
+      this.msgEl.hidden = false;
+      this.msgEl.className = 'msg error';
+      this.msgEl.textContent = message;
+      this.footEl.replaceChildren();
+      Object.assign(this.el.dataset, { state: 'error', error: message, total: '0', firstLabel: '', lastLabel: '', series: '0' });
     }
 
     destroyPlot() {
@@ -721,7 +753,7 @@
   }
 
   function initControls() {
-    const zones = ZONES.includes(browserTz) ? ZONES : [browserTz, ...ZONES];
+    const zones = ZONES.includes(browserTz) ? [...ZONES] : [browserTz, ...ZONES];
     if (!zones.includes(state.tz)) zones.push(state.tz);
     fillSelect($('#tz'), zones.map((z) => [z, z === browserTz ? `${z} (browser)` : z]), state.tz);
     state.rtWindow = +fillSelect($('#rt-window'), RT_WINDOWS, state.rtWindow);

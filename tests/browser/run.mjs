@@ -1,0 +1,155 @@
+// Browser test of the Reporting page.
+//
+//   node tests/browser/run.mjs BASE_URL TOKEN OUTDIR
+//   node tests/browser/run.mjs mock dev-token OUTDIR   # starts mock-server.mjs on a free port
+//
+// Drives Debian's chromium (or $CHROMIUM) through playwright-core; no browser download.
+// Prints `browser: 1 passed, 0 failed` and exits 0 on success; on failure prints the reason,
+// saves OUTDIR/failure.png and exits 1. Always saves OUTDIR/dashboard.png (Real-time tab, full
+// page) and OUTDIR/insights.png when it gets that far.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const [baseArg, token, outdir] = process.argv.slice(2);
+if (!baseArg || token === undefined || !outdir) {
+  console.error('usage: node run.mjs BASE_URL TOKEN OUTDIR   (BASE_URL may be `mock`)');
+  process.exit(2);
+}
+fs.mkdirSync(outdir, { recursive: true });
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TIMEOUT = Number(process.env.BROWSER_TEST_TIMEOUT_MS || 30000);
+
+let mock = null;
+async function startMock() {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  mock = spawn(process.execPath, [path.join(here, 'mock-server.mjs'), '--port', '0', '--token', token], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    mock.stdout.on('data', (d) => {
+      buf += d;
+      const m = /listening on (http:\/\/\S+)/.exec(buf);
+      if (m) resolve(m[1]);
+    });
+    mock.on('exit', (code) => reject(new Error(`mock server exited with ${code}`)));
+  });
+}
+
+class Failure extends Error {}
+const check = (cond, msg) => { if (!cond) throw new Failure(msg); };
+
+const step = (name) => console.log(`  - ${name}`);
+
+async function main(page, base) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url || '')) errors.push(`console error: ${m.text()}`); });
+
+  const attrs = (id) => page.evaluate((id) => {
+    const el = document.querySelector(`[data-testid="chart-${id}"]`);
+    if (!el) return null;
+    const d = el.dataset;
+    return { state: d.state, total: Number(d.total), request: d.request ? JSON.parse(d.request) : null, rawRequest: d.request,
+      firstLabel: d.firstLabel, lastLabel: d.lastLabel, series: Number(d.series), error: d.error || '' };
+  }, id);
+  // Waits until the card is ready and `pred` (run in the page, on the parsed attributes) holds.
+  const waitCard = async (id, what, pred, arg = null) => {
+    try {
+      await page.waitForFunction(([id, src, arg]) => {
+        const el = document.querySelector(`[data-testid="chart-${id}"]`);
+        if (!el || el.dataset.state !== 'ready') return false;
+        const a = { total: Number(el.dataset.total), request: JSON.parse(el.dataset.request || 'null'), firstLabel: el.dataset.firstLabel, series: Number(el.dataset.series) };
+        return new Function('a', 'arg', `return (${src})(a, arg)`)(a, arg);
+      }, [id, pred.toString(), arg], { timeout: TIMEOUT, polling: 100 });
+    } catch {
+      const a = await attrs(id);
+      throw new Failure(`chart-${id}: timed out waiting for ${what}; card is ${JSON.stringify(a)}`);
+    }
+    return attrs(id);
+  };
+
+  step('open the page with #token=');
+  await page.goto(`${base}/#token=${encodeURIComponent(token)}`, { waitUntil: 'domcontentloaded' });
+  const rt0 = await waitCard('rt-sessions', 'a non-zero total', (a) => a.total > 0);
+  const ins0 = await waitCard('ins-sessions', 'a non-zero total', (a) => a.total > 0);
+  check(!page.url().includes(token) || token === '', 'the token is still in the address bar');
+  check(rt0.request.metrics.includes('session.initiated'), `rt-sessions request has no session.initiated: ${rt0.rawRequest}`);
+  check(ins0.request.metrics.includes('sessions') && ins0.request.metrics.includes('duration10sec'), `ins-sessions request: ${ins0.rawRequest}`);
+  for (const id of ['rt-dialogs', 'rt-miniapps', 'ins-outcome', 'ins-miniapps', 'ins-peak']) await waitCard(id, 'its first answer', () => true);
+
+  step('filter rt-sessions on channel=omIVR');
+  await page.click('[data-testid="filters-btn-rt-sessions"]');
+  await page.click('[data-testid="filter-btn-rt-sessions-channel"]');
+  await page.check('[data-testid="filter-rt-sessions-channel"] input[value="omIVR"]');
+  const rt1 = await waitCard('rt-sessions', 'a request with channel=["omIVR"]',
+    (a) => JSON.stringify(a.request.filters.channel) === '["omIVR"]');
+  check(rt1.rawRequest !== rt0.rawRequest, 'the request did not change after filtering');
+  check(rt1.total <= rt0.total, `filtered total ${rt1.total} > unfiltered total ${rt0.total}`);
+  await page.click('.brand'); // close the drop-down
+
+  step('show the API request as curl');
+  await page.click('[data-testid="api-btn-rt-sessions"]');
+  const curl = await page.textContent('[data-testid="api-curl"]');
+  check(curl.includes('-H "Authorization: Bearer $TOKEN"'), `curl lacks the Authorization header: ${curl}`);
+  check(curl.includes('/metrics-api/v3/realtime/metrics/sessions') && curl.includes('"channel":["omIVR"]'), `curl lacks path or filter: ${curl}`);
+  await page.click('[data-testid="api-close"]');
+
+  step('export CSV');
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: TIMEOUT }), page.click('[data-testid="csv-btn-rt-sessions"]')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
+  check(csv[0].startsWith('bucket,') && csv.length > 1, `unexpected CSV: ${csv.slice(0, 3).join(' / ')}`);
+
+  step('change the time zone to Asia/Kolkata');
+  check(rt1.request.timezone !== 'Asia/Kolkata', 'the page already used Asia/Kolkata; cannot test the change');
+  await page.selectOption('[data-testid="tz-select"]', 'Asia/Kolkata');
+  const rt2 = await waitCard('rt-sessions', 'a request in Asia/Kolkata', (a) => a.request.timezone === 'Asia/Kolkata');
+  check(rt2.firstLabel && rt2.firstLabel !== rt1.firstLabel, `bucket labels did not change: ${rt1.firstLabel} -> ${rt2.firstLabel}`);
+  check(JSON.stringify(rt2.request.filters.channel) === '["omIVR"]', 'the channel filter was lost on time-zone change');
+  await waitCard('ins-sessions', 'a request in Asia/Kolkata', (a) => a.request.timezone === 'Asia/Kolkata' && a.total > 0);
+
+  step('drill down rt-dialogs by channel');
+  await page.click('[data-testid="filters-btn-rt-dialogs"]');
+  await page.click('[data-testid="filter-btn-rt-dialogs-channel"]');
+  await page.check('[data-testid="split-rt-dialogs-channel"]');
+  await waitCard('rt-dialogs', 'a drilldown request', (a) => a.request.drilldown === true && Array.isArray(a.request.filters.channel));
+  await page.click('.brand');
+
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: path.join(outdir, 'dashboard.png'), fullPage: true });
+
+  step('Insights tab');
+  await page.click('[data-testid="tab-insights"]');
+  await waitCard('ins-peak', 'a non-zero total', (a) => a.total > 0);
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: path.join(outdir, 'insights.png'), fullPage: true });
+
+  check(errors.length === 0, `errors in the page:\n    ${errors.join('\n    ')}`);
+}
+
+let browser;
+let page;
+let code = 0;
+try {
+  const base = (baseArg === 'mock' ? await startMock() : baseArg).replace(/\/+$/, '');
+  console.log(`browser test against ${base}`);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, timezoneId: 'UTC', locale: 'en-US', acceptDownloads: true });
+  page = await context.newPage();
+  await main(page, base);
+  console.log('browser: 1 passed, 0 failed');
+} catch (e) {
+  code = 1;
+  console.log(`FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
+  if (page) await page.screenshot({ path: path.join(outdir, 'failure.png'), fullPage: true }).catch(() => {});
+  console.log('browser: 0 passed, 1 failed');
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  if (mock) mock.kill('SIGTERM');
+}
+process.exit(code);
