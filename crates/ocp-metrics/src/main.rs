@@ -103,6 +103,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        if args.demo && args.clock_start.is_some() {
+            anyhow::bail!("--demo streams events on the real clock; drop --clock-start");
+        }
         let clock: Arc<dyn Clock> = match args.clock_start {
             Some(t) => Arc::new(OffsetClock::new(t)),
             None => Arc::new(SystemClock),
@@ -132,10 +135,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let server = Server::bind(config).await.context("starting the server")?;
         let addr = server.local_addr()?;
         println!("listening on http://{addr}");
-        let demo = if args.demo {
-            Some(demo::start(&server, addr, clock, args.demo_days).await?)
-        } else {
-            None
+        let demo = match (&admin_token, args.demo) {
+            (Some(admin), true) => Some(demo::start(&server, addr, admin, args.demo_days).await?),
+            _ => None,
         };
         server.run(shutdown_signal()).await?;
         if let Some(d) = demo {
