@@ -227,7 +227,7 @@ fn parse_time(field: &str, value: Option<&str>, tz: &TimeZone) -> Result<Timesta
     };
     parse_query_time(s, tz).ok_or_else(|| {
         QueryError(format!(
-            "`{field}` `{}` is not a date of the form yyyy/MM/dd HH:mm:ss or yyyy/MM/dd HH:mm:ss.SSS, e.g. 2024/03/27 12:00:00",
+            "`{field}` `{}` is not a valid date of the form yyyy/MM/dd HH:mm:ss or yyyy/MM/dd HH:mm:ss.SSS (years 0001 to 9998), e.g. 2024/03/27 12:00:00",
             clip(s)
         ))
     })

@@ -100,6 +100,13 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+        // Many errors are answered before the request body is read (auth is checked first), and
+        // the connection then cannot carry another request: say so, so that keep-alive clients
+        // open a new one instead of failing on a dead socket. A 400 is produced after the body
+        // was read, so its connection stays usable.
+        if status != StatusCode::BAD_REQUEST {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if matches!(self, ApiError::OAuth(..)) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }

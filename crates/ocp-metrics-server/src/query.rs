@@ -33,7 +33,11 @@ pub async fn query(
             ))
         })?;
     let draft = wire::query_draft(&bytes).map_err(ApiError::BadRequest)?;
-    if let Some(group) = draft.group.as_deref() {
+    // A malformed group is the user's mistake (400, from Query::parse); a well-formed one the
+    // token was not granted is refused before anything else is looked at.
+    if let Some(group) = draft.group.as_deref()
+        && ocp_metrics_core::GroupName::parse(group).is_ok()
+    {
         grants.require_group(group)?;
     }
     let q = Query::parse(endpoint, draft, app.engine.now())?;
