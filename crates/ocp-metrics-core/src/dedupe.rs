@@ -19,12 +19,24 @@ pub struct Dedupe {
 }
 
 impl Dedupe {
+    /// The key of `(group, id)`. Keys are stored in checkpoints: changing this function needs a
+    /// new checkpoint format version.
     pub fn key(group: &str, id: &str) -> u128 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(group.as_bytes());
-        h.update(&[0xff]);
-        h.update(id.as_bytes());
-        h.digest128()
+        // One-shot hashing of `group 0xff id` (0xff never occurs in UTF-8, so the pair is
+        // unambiguous); a stack buffer covers every valid pair without allocating.
+        let mut buf = [0u8; 2 * crate::limits::EVENT_STRING_BYTES_MAX + 1];
+        let n = group.len() + 1 + id.len();
+        if n > buf.len() {
+            let mut v = Vec::with_capacity(n);
+            v.extend_from_slice(group.as_bytes());
+            v.push(0xff);
+            v.extend_from_slice(id.as_bytes());
+            return xxhash_rust::xxh3::xxh3_128(&v);
+        }
+        buf[..group.len()].copy_from_slice(group.as_bytes());
+        buf[group.len()] = 0xff;
+        buf[group.len() + 1..n].copy_from_slice(id.as_bytes());
+        xxhash_rust::xxh3::xxh3_128(&buf[..n])
     }
 
     pub fn contains(&self, key: u128) -> bool {
