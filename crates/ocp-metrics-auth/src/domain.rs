@@ -128,7 +128,11 @@ impl GroupName {
     pub fn parse(s: &str) -> Result<GroupName, AuthError> {
         // The same rule as the events' `group` field (1 to 256 bytes, no control characters),
         // so that every group a producer can write to can also be granted.
-        if s.is_empty() || s.len() > MAX_GROUP_NAME_BYTES || s.chars().any(char::is_control) || s == "*" {
+        if s.is_empty()
+            || s.len() > MAX_GROUP_NAME_BYTES
+            || s.chars().any(char::is_control)
+            || s == "*"
+        {
             return Err(AuthError::invalid(format!(
                 "groups: {s:?} is not a group name: use 1 to {MAX_GROUP_NAME_BYTES} bytes without \
                  control characters, or [\"*\"] alone for all groups"

@@ -31,7 +31,13 @@ pub const QUERY_METRICS_MAX: usize = 64;
 pub const FILTER_VALUES_MAX: usize = 1_000;
 /// Most distinct values of one dimension of one family in one group. A producer that puts a
 /// session id into `flow_name` would otherwise grow memory without bound; events that would
-/// exceed it are rejected with a message naming the dimension.
+/// exceed it are rejected (per event, before they are logged) with a message naming the
+/// dimension. Values that no longer hold any data are forgotten at checkpoints, so the bound is
+/// on values live within the retention windows. Configurable: `StateLimits`.
 pub const DIMENSION_VALUES_MAX: usize = 100_000;
-/// Most real-time session spans tracked per group at once (each is a live or recent session).
+/// Most real-time session spans tracked per group at once (each is a live or recent session,
+/// kept 49 hours after its last known instant). An event that would start tracking one more is
+/// rejected (per event, before it is logged) with a message naming `session_id`; events of
+/// sessions already tracked, and events too old for the real-time window, are unaffected.
+/// Configurable: `StateLimits`.
 pub const RT_SESSIONS_PER_GROUP_MAX: usize = 2_000_000;

@@ -151,6 +151,7 @@ impl Rollups {
             s.sessions_tracked += g.sessions.len();
             for f in &g.families {
                 s.series += f.series.len();
+                s.interned_values += f.interners.iter().map(Interner::len).sum::<usize>();
                 s.slots += f.series.iter().map(|x| x.column.len()).sum::<usize>();
             }
         }
@@ -164,6 +165,8 @@ pub struct RollupStats {
     pub series: usize,
     pub slots: usize,
     pub sessions_tracked: usize,
+    /// Distinct dimension values held, summed over groups, families and dimensions.
+    pub interned_values: usize,
 }
 
 impl GroupState {
@@ -200,7 +203,7 @@ impl GroupState {
         if hi < h.rt {
             return;
         }
-        let key = xxhash_rust::xxh3::xxh3_128(e.session_id.as_str().as_bytes());
+        let key = session_key(e);
         let store = &mut self.families[Family::RtSessions.index()];
         let (old, series) = match self.sessions.get(&key) {
             Some(span) => (
@@ -236,6 +239,11 @@ impl GroupState {
             },
         );
     }
+}
+
+/// The key of an event's session in its group's span table.
+fn session_key(e: &Event) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(e.session_id.as_str().as_bytes())
 }
 
 /// The earliest and latest instants an event tells about its session.
@@ -393,6 +401,12 @@ impl Interner {
             .collect();
     }
 }
+
+mod admission;
+mod compact;
+
+pub use admission::{Admission, LimitError, StateLimits};
+pub use compact::CompactStats;
 
 #[cfg(test)]
 mod props;

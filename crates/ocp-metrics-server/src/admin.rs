@@ -220,8 +220,8 @@ fn hex_byte(two: &[u8]) -> Option<u8> {
 /// have data, and the server's clock.
 pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     let grants = app.authorize(&headers, Scope::MetricsRead)?;
-    let groups: Vec<String> = app
-        .engine
+    let engine = app.engine()?;
+    let groups: Vec<String> = engine
         .groups()
         .into_iter()
         .filter(|g| grants.allows_group(g))
@@ -240,10 +240,8 @@ pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Result<Respo
         })
         .collect();
     Ok(
-        Json(
-            json!({"groups": groups, "now": app.engine.now().to_string(), "endpoints": endpoints}),
-        )
-        .into_response(),
+        Json(json!({"groups": groups, "now": engine.now().to_string(), "endpoints": endpoints}))
+            .into_response(),
     )
 }
 
@@ -270,11 +268,12 @@ pub async fn catalog_values(
         )));
     };
     let family = endpoint.family();
+    let engine = app.engine()?;
     let mut out = serde_json::Map::new();
     for (i, dim) in family.dims().iter().enumerate() {
         out.insert(
             dim.to_string(),
-            json!(app.engine.dimension_values(&q.group, family, i)),
+            json!(engine.dimension_values(&q.group, family, i)),
         );
     }
     Ok(Json(out).into_response())

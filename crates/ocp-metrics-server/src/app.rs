@@ -1,10 +1,12 @@
 //! The application: shared state, authorization, the router and the server's life cycle.
 
+use crate::connections::{ConnectionStats, LimitedListener};
 use crate::error::ApiError;
-use crate::{admin, ingest, query};
+use crate::{admin, ingest, prometheus, query};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use ocp_metrics_auth::{AuthConfig, Grants, Registry, Scope, bearer_token};
@@ -12,8 +14,10 @@ use ocp_metrics_core::{Clock, Endpoint};
 use ocp_metrics_store::{Engine, EngineConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// Request-level limits of the HTTP layer, units last.
 #[derive(Debug, Clone)]
@@ -27,7 +31,21 @@ pub struct Limits {
     /// Ingest bytes (as sent) being parsed or committed at once; past it, ingest answers 503
     /// with Retry-After instead of queueing without bound.
     pub inflight_ingest_bytes_max: usize,
+    /// Open HTTP connections at once; a connection past it is answered 503 with Retry-After
+    /// and closed.
+    pub connections_max: usize,
+    /// While the store recovers, a request (other than `/healthz`, `/readyz`, `/metrics`) waits
+    /// up to this long for recovery to finish before it is answered 503 with Retry-After, in
+    /// milliseconds. A short wait hides a sub-second recovery from clients that ignore
+    /// `/readyz`; a long recovery still answers 503.
+    pub recovery_request_wait_ms: u64,
 }
+
+/// Default of [`Limits::connections_max`]. Each connection costs a few kilobytes plus its
+/// request's buffers; ingest bytes and query work have their own bounds.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
+/// Default of [`Limits::recovery_request_wait_ms`].
+pub const RECOVERY_REQUEST_WAIT_MS_DEFAULT: u64 = 2_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -36,6 +54,8 @@ impl Default for Limits {
             decoded_bytes_max: 256 << 20,
             events_per_request_max: 200_000,
             inflight_ingest_bytes_max: 256 << 20,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            recovery_request_wait_ms: RECOVERY_REQUEST_WAIT_MS_DEFAULT,
         }
     }
 }
@@ -50,19 +70,118 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub auth: AuthConfig,
     pub engine: EngineConfig,
+    /// Test seam: when set, recovery waits until this is notified, so a test can observe the
+    /// server while it recovers. `None` in production.
+    pub recovery_hold: Option<Arc<tokio::sync::Notify>>,
+}
+
+/// Where the store is in its life cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Recovering,
+    Ready,
+    Failed(String),
+}
+
+/// The engine once recovered, and the phase for `/readyz` and for waiting on it.
+#[derive(Debug)]
+pub struct Readiness {
+    engine: OnceLock<Engine>,
+    phase: watch::Sender<Phase>,
+    started: Instant,
+}
+
+impl Readiness {
+    fn new() -> Readiness {
+        Readiness {
+            engine: OnceLock::new(),
+            phase: watch::Sender::new(Phase::Recovering),
+            started: Instant::now(),
+        }
+    }
+
+    fn set_ready(&self, engine: Engine) {
+        let _ = self.engine.set(engine);
+        self.phase.send_replace(Phase::Ready);
+    }
+
+    fn set_failed(&self, message: String) {
+        self.phase.send_replace(Phase::Failed(message));
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase.borrow().clone()
+    }
+
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.get()
+    }
+
+    /// Waits until recovery is over (or `timeout` passed) and returns the phase then.
+    pub async fn settled(&self, timeout: Duration) -> Phase {
+        let mut rx = self.phase.subscribe();
+        let wait = rx.wait_for(|p| *p != Phase::Recovering);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(p)) => p.clone(),
+            _ => self.phase(),
+        }
+    }
+
+    /// Resolves if and when recovery fails.
+    pub async fn failed(&self) {
+        let mut rx = self.phase.subscribe();
+        if rx
+            .wait_for(|p| matches!(p, Phase::Failed(_)))
+            .await
+            .is_err()
+        {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// How long the server has been up (recovering or not).
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 /// Shared state of every handler; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct App {
-    pub engine: Engine,
+    pub readiness: Arc<Readiness>,
     pub auth: Arc<Registry>,
     pub admin_token: Option<Arc<str>>,
     pub limits: Limits,
     pub ingest_bytes: Arc<InflightBytes>,
+    pub connections: Arc<ConnectionStats>,
 }
 
 impl App {
+    /// The recovered engine, or a 503 telling the caller to retry while the store recovers.
+    pub fn engine(&self) -> Result<&Engine, ApiError> {
+        match self.readiness.engine() {
+            Some(engine) => Ok(engine),
+            None => Err(recovering(&self.readiness.phase())),
+        }
+    }
+
+    /// Waits for recovery to finish and returns the engine, or why recovery failed.
+    pub async fn ready(&self) -> anyhow::Result<Engine> {
+        loop {
+            match self.readiness.settled(Duration::from_secs(3600)).await {
+                Phase::Ready => {
+                    return self
+                        .readiness
+                        .engine()
+                        .cloned()
+                        .ok_or_else(|| anyhow::anyhow!("ready without an engine"));
+                }
+                Phase::Failed(m) => anyhow::bail!("recovering the store failed: {m}"),
+                Phase::Recovering => {}
+            }
+        }
+    }
+
     /// Authenticates the bearer token, checks the scope and the caller's rate.
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<Grants, ApiError> {
         let authz = headers
@@ -105,6 +224,11 @@ impl InflightBytes {
         }
     }
 
+    /// Bytes held by requests right now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
     pub fn try_acquire(&self, bytes: usize) -> Result<InflightPermit<'_>, ApiError> {
         let before = self.used.fetch_add(bytes, Ordering::AcqRel);
         if before > 0 && before + bytes > self.max {
@@ -128,7 +252,8 @@ impl Drop for InflightPermit<'_> {
 pub fn router(app: App) -> Router {
     let mut r = Router::new()
         .route("/healthz", get(health))
-        .route("/readyz", get(health))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus::metrics))
         .route("/ingest/v1/events", post(ingest::ingest))
         .route("/oauth2/token", post(admin::token))
         .route(
@@ -156,12 +281,67 @@ pub fn router(app: App) -> Router {
     r = crate::assets::routes(r);
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(app.clone(), gate))
         .layer(DefaultBodyLimit::disable())
         .with_state(app)
 }
 
+/// Paths answered whatever the phase: liveness, readiness and the operator's metrics.
+const UNGATED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Holds requests back while the store recovers: each waits up to
+/// `Limits::recovery_request_wait_ms`, then is answered 503 with Retry-After.
+async fn gate(State(app): State<App>, request: Request, next: Next) -> Response {
+    if app.readiness.engine().is_none() && !UNGATED_PATHS.contains(&request.uri().path()) {
+        let wait = Duration::from_millis(app.limits.recovery_request_wait_ms);
+        let phase = app.readiness.settled(wait).await;
+        if phase != Phase::Ready {
+            return recovering(&phase).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The 503 of a request that arrives before the store is ready.
+fn recovering(phase: &Phase) -> ApiError {
+    let message = match phase {
+        Phase::Failed(_) => {
+            "the server could not recover its store and is stopping; see its log".to_string()
+        }
+        _ => "recovering: the server is loading its checkpoint and replaying its event log; retry in a few seconds (GET /readyz answers 200 once it is ready)".to_string(),
+    };
+    ApiError::Unavailable {
+        message,
+        retry_after_seconds: 2,
+    }
+}
+
+/// Liveness: the process answers HTTP.
 async fn health() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Readiness: the store is recovered and ingest and queries are served.
+async fn readyz(State(app): State<App>) -> Response {
+    match app.readiness.phase() {
+        Phase::Ready => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Phase::Recovering => {
+            let mut r = recovering(&Phase::Recovering).into_response();
+            if let Ok(body) = serde_json::to_vec(&serde_json::json!({
+                "status": "recovering",
+                "message": "the server is recovering its store; it answers 200 here once ingest and queries are served",
+                "elapsed_ms": app.readiness.uptime().as_millis() as u64,
+            })) {
+                *r.body_mut() = axum::body::Body::from(body);
+            }
+            r
+        }
+        Phase::Failed(m) => ApiError::Unavailable {
+            message: format!("recovering the store failed: {m}"),
+            retry_after_seconds: 5,
+        }
+        .into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -174,29 +354,20 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// A bound, recovered server, ready to run.
+/// A bound server. The store recovers in the background from the moment of binding: until it
+/// is ready, `/healthz` answers 200, `/readyz` 503 and everything else 503 with Retry-After.
 #[derive(Debug)]
 pub struct Server {
     listener: tokio::net::TcpListener,
     app: App,
+    recovery: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    /// Opens the store (recovering it) and the auth registry, and binds the listener.
+    /// Opens the auth registry, binds the listener, and starts recovering the store in the
+    /// background (see [`App::ready`] to wait for it).
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let dir = config.data_dir.clone();
-        let (clock, engine_config) = (config.clock.clone(), config.engine.clone());
-        let engine =
-            tokio::task::spawn_blocking(move || Engine::open(&dir, engine_config, clock)).await??;
-        let r = engine.recovery();
-        tracing::info!(
-            replayed_events = r.replayed_events,
-            torn_tail_bytes = r.log.torn_tail_bytes,
-            corrupt_records_skipped = r.log.corrupt_records_skipped,
-            elapsed_ms = r.elapsed_ms,
-            "store recovered"
-        );
         let clock = config.clock.clone();
         let auth = Registry::open(
             &config.data_dir,
@@ -205,13 +376,25 @@ impl Server {
         )?;
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let app = App {
-            engine,
+            readiness: Arc::new(Readiness::new()),
             auth: Arc::new(auth),
             admin_token: config.admin_token.filter(|t| !t.is_empty()).map(Arc::from),
             ingest_bytes: Arc::new(InflightBytes::new(config.limits.inflight_ingest_bytes_max)),
+            connections: Arc::new(ConnectionStats::new(config.limits.connections_max)),
             limits: config.limits,
         };
-        Ok(Server { listener, app })
+        let recovery = tokio::spawn(recover(
+            app.readiness.clone(),
+            config.data_dir,
+            config.engine,
+            config.clock,
+            config.recovery_hold,
+        ));
+        Ok(Server {
+            listener,
+            app,
+            recovery,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -222,16 +405,84 @@ impl Server {
         &self.app
     }
 
-    /// Serves until `shutdown` resolves, then drains in-flight requests and checkpoints.
+    /// Serves until `shutdown` resolves (or recovery fails), then drains in-flight requests,
+    /// waits for a recovery still running, and checkpoints. A failed recovery is an error.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let engine = self.app.engine.clone();
-        axum::serve(self.listener, router(self.app))
-            .with_graceful_shutdown(shutdown)
+        let readiness = self.app.readiness.clone();
+        let failed = {
+            let readiness = readiness.clone();
+            async move { readiness.failed().await }
+        };
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {},
+                () = failed => {},
+            }
+        };
+        let listener = LimitedListener::new(self.listener, self.app.connections.clone());
+        axum::serve(listener, router(self.app))
+            .with_graceful_shutdown(stop)
             .await?;
-        engine.shutdown().await;
+        let _ = self.recovery.await;
+        match readiness.phase() {
+            Phase::Failed(m) => anyhow::bail!("recovering the store failed: {m}"),
+            Phase::Ready | Phase::Recovering => {}
+        }
+        if let Some(engine) = readiness.engine() {
+            engine.shutdown().await;
+        }
         Ok(())
     }
+}
+
+/// Recovers the store and publishes the engine (or the failure) to `readiness`.
+async fn recover(
+    readiness: Arc<Readiness>,
+    dir: PathBuf,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    hold: Option<Arc<tokio::sync::Notify>>,
+) {
+    if let Some(hold) = hold {
+        hold.notified().await;
+    }
+    let opened = tokio::task::spawn_blocking(move || Engine::open(&dir, config, clock)).await;
+    let engine = match opened {
+        Ok(Ok(engine)) => engine,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "recovering the store failed");
+            return readiness.set_failed(e.to_string());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the recovery task failed");
+            return readiness.set_failed(e.to_string());
+        }
+    };
+    let r = engine.recovery();
+    tracing::info!(
+        checkpoint = ?r.checkpoint_position,
+        replayed_events = r.replayed_events,
+        elapsed_ms = r.elapsed_ms,
+        "store recovered; ready"
+    );
+    let dropped = !r.log.is_clean()
+        || r.undecodable_batches > 0
+        || r.checkpoints_skipped_corrupt > 0
+        || r.replay_duplicates_skipped > 0;
+    if dropped {
+        tracing::warn!(
+            torn_tail_bytes = r.log.torn_tail_bytes,
+            corrupt_records_skipped = r.log.corrupt_records_skipped,
+            corrupt_bytes_skipped = r.log.corrupt_bytes_skipped,
+            undecodable_batches = r.undecodable_batches,
+            checkpoints_skipped_corrupt = r.checkpoints_skipped_corrupt,
+            rebuilt_from_log = r.rebuilt_from_log,
+            replay_duplicates_skipped = r.replay_duplicates_skipped,
+            "recovery dropped damaged data (see /metrics, ocp_metrics_recovery_*): a torn tail is an unacknowledged append cut short by a crash; corrupt records are damage to acknowledged data"
+        );
+    }
+    readiness.set_ready(engine);
 }

@@ -11,11 +11,31 @@ use crate::error::ApiError;
 
 /// Every embedded file: its path under /assets, its content type and its bytes.
 const FILES: &[(&str, &str, &[u8])] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../assets/app.js")),
-    ("app.css", "text/css; charset=utf-8", include_bytes!("../assets/app.css")),
-    ("vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8", include_bytes!("../assets/vendor/uPlot.iife.min.js")),
-    ("vendor/uPlot.min.css", "text/css; charset=utf-8", include_bytes!("../assets/vendor/uPlot.min.css")),
-    ("vendor/LICENSE", "text/plain; charset=utf-8", include_bytes!("../assets/vendor/LICENSE")),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/app.js"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/app.css"),
+    ),
+    (
+        "vendor/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "vendor/uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/vendor/uPlot.min.css"),
+    ),
+    (
+        "vendor/LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../assets/vendor/LICENSE"),
+    ),
 ];
 
 const INDEX: &str = include_str!("../assets/index.html");

@@ -122,9 +122,14 @@ impl From<QueryError> for ApiError {
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
-        ApiError::Unavailable {
-            message: e.to_string(),
-            retry_after_seconds: 1,
+        match e {
+            IngestError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+            IngestError::Overloaded | IngestError::Unavailable(_) | IngestError::ShuttingDown => {
+                ApiError::Unavailable {
+                    message: e.to_string(),
+                    retry_after_seconds: 1,
+                }
+            }
         }
     }
 }

@@ -35,9 +35,11 @@ struct EventErrorAnswer {
     message: String,
 }
 
-/// The validated part of a request: events to submit and the per-event errors.
+/// The validated part of a request: events to submit, the request index of each, and the
+/// per-event errors.
 struct Parsed {
     events: Vec<Event>,
+    indices: Vec<usize>,
     errors: Vec<EventErrorAnswer>,
 }
 
@@ -59,18 +61,35 @@ pub async fn ingest(
             ))
         })?;
     let _permit = app.ingest_bytes.try_acquire(raw.len())?;
-    let now = app.engine.now();
+    let engine = app.engine()?;
+    let now = engine.now();
     let parsed =
         tokio::task::spawn_blocking(move || parse(raw, gzip, format, &limits, &grants, now))
             .await
             .map_err(|e| ApiError::Internal(format!("ingest parser task: {e}")))??;
-    let rejected = parsed.errors.len();
-    let outcome = app.engine.ingest(parsed.events).await?;
+    let Parsed {
+        events,
+        indices,
+        mut errors,
+    } = parsed;
+    let outcome = engine.ingest(events).await?;
+    if !outcome.rejected.is_empty() {
+        errors.extend(
+            outcome
+                .rejected
+                .into_iter()
+                .map(|(i, message)| EventErrorAnswer {
+                    index: indices[i],
+                    message,
+                }),
+        );
+        errors.sort_by_key(|e| e.index);
+    }
     let answer = IngestAnswer {
         accepted: outcome.accepted,
         duplicates: outcome.duplicates.len(),
-        rejected,
-        errors: parsed.errors,
+        rejected: errors.len(),
+        errors,
     };
     Ok(axum::Json(answer).into_response())
 }
@@ -167,6 +186,7 @@ fn parse(
 fn validate(items: &[&str], grants: &Grants, now: Timestamp) -> Result<Parsed, ApiError> {
     let mut parsed = Parsed {
         events: Vec::with_capacity(items.len()),
+        indices: Vec::with_capacity(items.len()),
         errors: Vec::new(),
     };
     for (index, json) in items.iter().enumerate() {
@@ -185,7 +205,10 @@ fn validate(items: &[&str], grants: &Grants, now: Timestamp) -> Result<Parsed, A
             )));
         }
         match Event::parse(&wire.draft(), now) {
-            Ok(e) => parsed.events.push(e),
+            Ok(e) => {
+                parsed.events.push(e);
+                parsed.indices.push(index);
+            }
             Err(e) => parsed.errors.push(EventErrorAnswer {
                 index,
                 message: e.to_string(),

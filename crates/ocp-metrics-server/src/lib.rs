@@ -7,10 +7,16 @@
 mod admin;
 mod app;
 mod assets;
+mod connections;
 mod error;
 mod ingest;
+mod prometheus;
 mod query;
 pub mod wire;
 
-pub use app::{App, InflightBytes, Limits, Server, ServerConfig, router};
+pub use app::{
+    App, CONNECTIONS_MAX_DEFAULT, InflightBytes, Limits, Phase, RECOVERY_REQUEST_WAIT_MS_DEFAULT,
+    Readiness, Server, ServerConfig, router,
+};
+pub use connections::ConnectionStats;
 pub use error::ApiError;

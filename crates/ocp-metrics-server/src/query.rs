@@ -40,8 +40,8 @@ pub async fn query(
     {
         grants.require_group(group)?;
     }
-    let q = Query::parse(endpoint, draft, app.engine.now())?;
-    let engine = app.engine.clone();
+    let engine = app.engine()?.clone();
+    let q = Query::parse(endpoint, draft, engine.now())?;
     let answer =
         tokio::task::spawn_blocking(move || engine.query(&q).map(|a| wire::answer_json(&a)))
             .await

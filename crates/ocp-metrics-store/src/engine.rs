@@ -7,10 +7,10 @@
 //! success means durable (the log holds it) and visible (a query right after sees it), and a
 //! failure means nothing of that batch was applied or logged, so a retry cannot double count.
 
-use crate::checkpoint::{CheckpointStore, FileCheckpoints};
+use crate::checkpoint::{CheckpointError, CheckpointStore, FileCheckpoints};
 use crate::log::{EventLog, FileLog, FileLogOptions, LogPosition, RecoveryReport};
 use ocp_metrics_core::dedupe::Dedupe;
-use ocp_metrics_core::rollup::{Horizons, RollupStats};
+use ocp_metrics_core::rollup::{Admission, Horizons, RollupStats, StateLimits};
 use ocp_metrics_core::{Answer, Clock, Event, Query, QueryError, Rollups};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,12 @@ pub struct EngineConfig {
     pub checkpoint_log_bytes: u64,
     /// Write a checkpoint at least this often while the log grows, in seconds.
     pub checkpoint_interval_seconds: u64,
+    /// After a checkpoint failed (a full disk, say), wait this long before trying again, in
+    /// seconds: each attempt serializes the whole state.
+    pub checkpoint_retry_seconds: u64,
     pub log: FileLogOptions,
+    /// Bounds on the state of one group, checked before events are logged.
+    pub limits: StateLimits,
 }
 
 impl Default for EngineConfig {
@@ -44,7 +49,9 @@ impl Default for EngineConfig {
             enqueue_wait_ms: 5_000,
             checkpoint_log_bytes: 256 << 20,
             checkpoint_interval_seconds: 300,
+            checkpoint_retry_seconds: 30,
             log: FileLogOptions::default(),
+            limits: StateLimits::default(),
         }
     }
 }
@@ -55,6 +62,9 @@ pub struct IngestOutcome {
     pub accepted: usize,
     /// Indices (into the submitted batch) of events answered as duplicates.
     pub duplicates: Vec<usize>,
+    /// Indices (into the submitted batch) of events refused by a state bound
+    /// ([`StateLimits`]), each with the message saying which and why; ascending.
+    pub rejected: Vec<(usize, String)>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,6 +77,12 @@ pub enum IngestError {
     Unavailable(String),
     #[error("the server is shutting down; retry against another instance or after restart")]
     ShuttingDown,
+    /// One request's accepted events encode to more than one log record may hold; nothing of
+    /// that request was accepted (other requests of the same group commit are unaffected).
+    #[error(
+        "the accepted events of this request encode to {bytes} bytes, over the event log's record limit of {max} bytes; nothing of it was accepted: send fewer events per request"
+    )]
+    TooLarge { bytes: u64, max: u32 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +101,18 @@ pub enum EngineError {
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryStats {
     pub checkpoint_position: Option<LogPosition>,
+    /// Newer checkpoint files that were torn or corrupt and skipped for an older one.
+    pub checkpoints_skipped_corrupt: u32,
+    /// Every checkpoint was corrupt, but the log still held everything, so the state was
+    /// rebuilt from the whole log.
+    pub rebuilt_from_log: bool,
     pub replayed_batches: u64,
     pub replayed_events: u64,
+    /// Logged events whose `(group, id)` was already seen within the dedupe horizon, skipped:
+    /// only a failed append whose records reached the disk anyway (and were retried) leaves
+    /// such a second copy.
+    pub replay_duplicates_skipped: u64,
+    /// Records that passed their checksum but could not be decoded, skipped.
     pub undecodable_batches: u64,
     pub log: RecoveryReport,
     pub elapsed_ms: u64,
@@ -97,9 +123,18 @@ pub struct RecoveryStats {
 pub struct EngineCounters {
     pub accepted_events: AtomicU64,
     pub duplicate_events: AtomicU64,
+    /// Events refused by a state bound ([`StateLimits`]).
+    pub limit_rejected_events: AtomicU64,
     pub commits: AtomicU64,
+    /// Group commits whose log append failed (nothing of them was accepted).
     pub failed_commits: AtomicU64,
     pub checkpoints: AtomicU64,
+    pub failed_checkpoints: AtomicU64,
+    /// Series and dimension values dropped by compaction at checkpoints.
+    pub compacted_series: AtomicU64,
+    pub compacted_values: AtomicU64,
+    /// Entries in the dedupe set (a gauge, updated by the writer).
+    pub dedupe_entries: AtomicU64,
 }
 
 /// A handle to the engine; cheap to clone.
@@ -153,29 +188,82 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
         let started = Instant::now();
-        let (mut log, log_report) = FileLog::open(&dir.join("wal"), config.log)?;
+        let (log, log_report) = FileLog::open(&dir.join("wal"), config.log)?;
         let checkpoints = FileCheckpoints::open(&dir.join("checkpoints"))?;
+        Engine::recover(
+            Box::new(log),
+            log_report,
+            Box::new(checkpoints),
+            config,
+            clock,
+            started,
+        )
+    }
+
+    /// Recovers from any log and checkpoint store (`log_report` is what opening the log found)
+    /// and starts the writer. The seam for tests that inject faults.
+    pub fn open_with(
+        log: Box<dyn EventLog>,
+        log_report: RecoveryReport,
+        checkpoints: Box<dyn CheckpointStore>,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        Engine::recover(log, log_report, checkpoints, config, clock, Instant::now())
+    }
+
+    fn recover(
+        mut log: Box<dyn EventLog>,
+        log_report: RecoveryReport,
+        checkpoints: Box<dyn CheckpointStore>,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        started: Instant,
+    ) -> Result<Engine, EngineError> {
         let mut recovery = RecoveryStats {
             log: log_report,
             ..RecoveryStats::default()
         };
-        let (mut rollups, mut dedupe, from) = match checkpoints.load_latest()? {
+        let latest = match checkpoints.load_latest() {
+            Err(CheckpointError::AllCorrupt { files }) if log.complete_from_start() => {
+                tracing::error!(
+                    files,
+                    "every checkpoint is corrupt; the log still holds everything, rebuilding the state from it"
+                );
+                recovery.rebuilt_from_log = true;
+                recovery.checkpoints_skipped_corrupt = files;
+                None
+            }
+            other => other?,
+        };
+        let (mut rollups, mut dedupe, from) = match latest {
             Some(cp) => {
                 let snap: Snapshot<Rollups, Dedupe> = postcard::from_bytes(&cp.bytes)
                     .map_err(|e| EngineError::Decode(e.to_string()))?;
                 recovery.checkpoint_position = Some(cp.pos);
+                recovery.checkpoints_skipped_corrupt = cp.skipped_corrupt;
                 (snap.rollups, snap.dedupe, cp.pos)
             }
             None => (Rollups::new(), Dedupe::default(), LogPosition::default()),
         };
         rollups.after_load();
         let horizons = Horizons::at(clock.now());
+        let mut replayed_bytes = 0u64;
         log.replay(from, &mut |_, bytes| match postcard::from_bytes::<LogBatch<Vec<Event>>>(bytes) {
             Ok(batch) => {
                 recovery.replayed_batches += 1;
-                recovery.replayed_events += batch.events.len() as u64;
+                replayed_bytes += bytes.len() as u64;
+                // Forget what the writer had forgotten when it accepted this batch, so that an
+                // id legitimately accepted again after the horizon still counts.
+                dedupe.expire(batch.arrival_ms);
                 for e in &batch.events {
-                    dedupe.insert(Dedupe::key(e.group.as_str(), &e.id), batch.arrival_ms);
+                    let key = Dedupe::key(e.group.as_str(), &e.id);
+                    if dedupe.contains(key) {
+                        recovery.replay_duplicates_skipped += 1;
+                        continue;
+                    }
+                    recovery.replayed_events += 1;
+                    dedupe.insert(key, batch.arrival_ms);
                     rollups.apply(e, horizons);
                 }
             }
@@ -184,6 +272,7 @@ impl Engine {
                 tracing::error!(error = %e, "a log record passed its checksum but could not be decoded; skipped");
             }
         })?;
+        log.move_end_past(from)?;
         let now = clock.now();
         rollups.evict(Horizons::at(now));
         dedupe.expire(now.as_millisecond());
@@ -191,16 +280,23 @@ impl Engine {
 
         let state = Arc::new(RwLock::new(rollups));
         let counters = Arc::new(EngineCounters::default());
+        counters
+            .dedupe_entries
+            .store(dedupe.len() as u64, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(config.queue_batches_max);
         let writer = Writer {
-            log: Box::new(log),
-            checkpoints: Box::new(checkpoints),
+            log,
+            checkpoints,
             dedupe,
             state: state.clone(),
             clock: clock.clone(),
             counters: counters.clone(),
-            bytes_since_checkpoint: 0,
+            // What was replayed counts as not yet checkpointed, so that a server that keeps
+            // crashing before its first checkpoint still checkpoints soon after each restart
+            // and its recovery time stays bounded.
+            bytes_since_checkpoint: replayed_bytes,
             last_checkpoint: Instant::now(),
+            checkpoint_failed_at: None,
             last_maintenance: Instant::now(),
             config: config.clone(),
             position: LogPosition::default(),
@@ -303,6 +399,59 @@ impl Engine {
     }
 }
 
+/// Each event's encoded size is at most its strings (each with a length prefix of at most 5
+/// bytes) plus this much for its numbers, flags and enum tags.
+const EVENT_FIXED_BYTES_MAX: usize = 160;
+
+/// The encoded size of `events` as one log record, if it exceeds `max` bytes. Cheap for the
+/// usual request: an upper bound decides, and only a request near the limit is encoded.
+fn too_large(events: &[Event], max: u32) -> Option<u64> {
+    let max = u64::from(max);
+    let bound: u64 = events.iter().map(|e| size_bound(e) as u64).sum::<u64>() + 32;
+    if bound <= max {
+        return None;
+    }
+    let bytes = postcard::to_allocvec(&LogBatch {
+        arrival_ms: i64::MAX,
+        events,
+    })
+    .map_or(u64::MAX, |b| b.len() as u64);
+    (bytes > max).then_some(bytes)
+}
+
+/// An upper bound of one event's encoded size.
+fn size_bound(e: &Event) -> usize {
+    use ocp_metrics_core::EventKind;
+    let s = |x: &str| x.len() + 5;
+    let mut n = EVENT_FIXED_BYTES_MAX
+        + s(&e.id)
+        + s(e.group.as_str())
+        + s(e.session_id.as_str())
+        + s(e.channel.as_str())
+        + s(e.region.as_str());
+    match &e.kind {
+        EventKind::DialogEnd(d) => {
+            n += s(d.flow_name.as_str())
+                + s(d.flow_id.as_str())
+                + s(d.flow_type.as_str())
+                + s(d.locale.as_str());
+        }
+        EventKind::MiniappEnd(m) => {
+            n += s(m.miniapp_name.as_str())
+                + s(m.miniapp_id.as_str())
+                + s(m.miniapp_type.as_str())
+                + s(m.locale.as_str())
+                + m.flow_name.as_ref().map_or(0, |f| s(f.as_str()))
+                + s(m.fail_reason.as_str());
+        }
+        EventKind::SessionStart
+        | EventKind::DialogStart
+        | EventKind::MiniappStart
+        | EventKind::SessionEnd { .. } => {}
+    }
+    n
+}
+
 /// Wakes the writer once a second so that it expires, evicts and checkpoints when idle. It holds
 /// only a weak sender, so dropping the last `Engine` closes the queue and stops the writer.
 fn spawn_ticker(weak: mpsc::WeakSender<Job>) {
@@ -315,7 +464,9 @@ fn spawn_ticker(weak: mpsc::WeakSender<Job>) {
             }
         }
     };
-    let _ = std::thread::Builder::new().name("ocp-ticker".into()).spawn(tick);
+    let _ = std::thread::Builder::new()
+        .name("ocp-ticker".into())
+        .spawn(tick);
 }
 
 struct Writer {
@@ -327,6 +478,8 @@ struct Writer {
     counters: Arc<EngineCounters>,
     bytes_since_checkpoint: u64,
     last_checkpoint: Instant,
+    /// When the last checkpoint attempt failed, if it did; retries wait.
+    checkpoint_failed_at: Option<Instant>,
     last_maintenance: Instant,
     config: EngineConfig,
     position: LogPosition,
@@ -371,38 +524,58 @@ impl Writer {
         }
     }
 
-    /// One group commit: dedupe, one log append (one fsync), apply, answer.
+    /// One group commit: dedupe, admission (state bounds), one log append (one fsync), apply,
+    /// answer.
     fn commit(&mut self, batch: Vec<(Vec<Event>, Reply)>) {
-        let arrival_ms = self.clock.now().as_millisecond();
+        let now = self.clock.now();
+        let arrival_ms = now.as_millisecond();
+        // One horizon for admission and apply, so that admission checks exactly what apply does.
+        let horizons = Horizons::at(now);
         let mut pending = rustc_hash::FxHashSet::default();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut accepted_batches: Vec<Vec<Event>> = Vec::with_capacity(batch.len());
-        let mut replies = Vec::with_capacity(batch.len());
-        for (events, reply) in batch {
-            let mut outcome = IngestOutcome::default();
-            let mut accepted = Vec::with_capacity(events.len());
-            for (i, e) in events.into_iter().enumerate() {
-                let key = Dedupe::key(e.group.as_str(), &e.id);
-                if self.dedupe.contains(key) || !pending.insert(key) {
-                    outcome.duplicates.push(i);
-                } else {
-                    accepted.push(e);
+        let mut admission = Admission::new();
+        let max = self.config.log.record_bytes_max;
+        let mut kept: Vec<(IngestOutcome, Vec<Event>, Reply)> = Vec::with_capacity(batch.len());
+        {
+            let state = self.state.read();
+            for (events, reply) in batch {
+                // A request too large for one log record is refused whole, before its events
+                // are deduped against the others of this commit: it must not make another
+                // request's copy of one of its events look like a duplicate.
+                if let Some(bytes) = too_large(&events, max) {
+                    tracing::warn!(
+                        bytes,
+                        max,
+                        "an ingest request is too large for one log record; refused"
+                    );
+                    let _ = reply.send(Err(IngestError::TooLarge { bytes, max }));
+                    continue;
                 }
+                let mut outcome = IngestOutcome::default();
+                let mut accepted = Vec::with_capacity(events.len());
+                for (i, e) in events.into_iter().enumerate() {
+                    let key = Dedupe::key(e.group.as_str(), &e.id);
+                    if self.dedupe.contains(key) || pending.contains(&key) {
+                        outcome.duplicates.push(i);
+                    } else if let Err(refused) =
+                        state.admit(&e, horizons, &self.config.limits, &mut admission)
+                    {
+                        outcome.rejected.push((i, refused.to_string()));
+                    } else {
+                        pending.insert(key);
+                        accepted.push(e);
+                    }
+                }
+                outcome.accepted = accepted.len();
+                kept.push((outcome, accepted, reply));
             }
-            outcome.accepted = accepted.len();
-            outcomes.push(outcome);
-            accepted_batches.push(accepted);
-            replies.push(reply);
         }
-        let records: Vec<Vec<u8>> = accepted_batches
+        // One record per request (the accepted events of a request that fits, so they fit).
+        let records: Vec<Vec<u8>> = kept
             .iter()
-            .filter(|b| !b.is_empty())
-            .map(|b| {
-                postcard::to_allocvec(&LogBatch {
-                    arrival_ms,
-                    events: b,
-                })
-                .expect("events always encode")
+            .filter(|(_, events, _)| !events.is_empty())
+            .map(|(_, events, _)| {
+                postcard::to_allocvec(&LogBatch { arrival_ms, events })
+                    .expect("events always encode")
             })
             .collect();
         if !records.is_empty() {
@@ -413,11 +586,11 @@ impl Writer {
                     self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, "log append failed; the batch was refused");
                     let msg = if e.is_disk_full() {
-                        "the disk is full".to_string()
+                        "the disk holding the event log is full".to_string()
                     } else {
                         "the event log could not be written".to_string()
                     };
-                    for reply in replies {
+                    for (_, _, reply) in kept {
                         let _ = reply.send(Err(IngestError::Unavailable(msg.clone())));
                     }
                     return;
@@ -425,43 +598,62 @@ impl Writer {
             }
             self.bytes_since_checkpoint += records.iter().map(|r| r.len() as u64).sum::<u64>();
         }
-        let horizons = Horizons::at(self.clock.now());
         {
             let mut state = self.state.write();
-            for e in accepted_batches.iter().flatten() {
-                state.apply(e, horizons);
+            for (_, events, _) in &kept {
+                for e in events {
+                    state.apply(e, horizons);
+                }
             }
         }
-        for e in accepted_batches.iter().flatten() {
-            self.dedupe
-                .insert(Dedupe::key(e.group.as_str(), &e.id), arrival_ms);
+        for (_, events, _) in &kept {
+            for e in events {
+                self.dedupe
+                    .insert(Dedupe::key(e.group.as_str(), &e.id), arrival_ms);
+            }
         }
+        self.counters
+            .dedupe_entries
+            .store(self.dedupe.len() as u64, Ordering::Relaxed);
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
-        for (outcome, reply) in outcomes.into_iter().zip(replies) {
+        for (outcome, _, reply) in kept {
             self.counters
                 .accepted_events
                 .fetch_add(outcome.accepted as u64, Ordering::Relaxed);
             self.counters
                 .duplicate_events
                 .fetch_add(outcome.duplicates.len() as u64, Ordering::Relaxed);
+            self.counters
+                .limit_rejected_events
+                .fetch_add(outcome.rejected.len() as u64, Ordering::Relaxed);
             let _ = reply.send(Ok(outcome));
         }
     }
 
-    /// Retention and checkpoints, at most about once a second.
+    /// Retention (at most about once a second) and checkpoints (as soon as one is due by log
+    /// bytes, else by time).
     fn maintain(&mut self) {
+        let backing_off = self.checkpoint_failed_at.is_some_and(|at| {
+            at.elapsed() < Duration::from_secs(self.config.checkpoint_retry_seconds)
+        });
+        let due_bytes = self.bytes_since_checkpoint >= self.config.checkpoint_log_bytes;
         if self.last_maintenance.elapsed() < Duration::from_secs(1) {
+            if due_bytes && !backing_off {
+                self.checkpoint();
+            }
             return;
         }
         self.last_maintenance = Instant::now();
         let now = self.clock.now();
         self.dedupe.expire(now.as_millisecond());
+        self.counters
+            .dedupe_entries
+            .store(self.dedupe.len() as u64, Ordering::Relaxed);
         self.state.write().evict(Horizons::at(now));
-        let due_bytes = self.bytes_since_checkpoint >= self.config.checkpoint_log_bytes;
         let due_time = self.bytes_since_checkpoint > 0
             && self.last_checkpoint.elapsed()
                 >= Duration::from_secs(self.config.checkpoint_interval_seconds);
-        if due_bytes || due_time {
+        if (due_bytes || due_time) && !backing_off {
             self.checkpoint();
         }
     }
@@ -472,6 +664,13 @@ impl Writer {
         if self.bytes_since_checkpoint == 0 {
             return;
         }
+        let compacted = self.state.write().compact();
+        self.counters
+            .compacted_series
+            .fetch_add(compacted.series_dropped as u64, Ordering::Relaxed);
+        self.counters
+            .compacted_values
+            .fetch_add(compacted.values_dropped as u64, Ordering::Relaxed);
         let bytes = {
             let state = self.state.read();
             postcard::to_allocvec(&Snapshot {
@@ -481,11 +680,22 @@ impl Writer {
         };
         let bytes = match bytes {
             Ok(b) => b,
-            Err(e) => return tracing::error!(error = %e, "checkpoint encoding failed"),
+            Err(e) => {
+                self.checkpoint_failed_at = Some(Instant::now());
+                self.counters
+                    .failed_checkpoints
+                    .fetch_add(1, Ordering::Relaxed);
+                return tracing::error!(error = %e, "checkpoint encoding failed");
+            }
         };
         if let Err(e) = self.checkpoints.save(self.position, &bytes) {
-            return tracing::warn!(error = %e, "checkpoint failed; the log is kept and recovery replays it");
+            self.checkpoint_failed_at = Some(Instant::now());
+            self.counters
+                .failed_checkpoints
+                .fetch_add(1, Ordering::Relaxed);
+            return tracing::warn!(error = %e, disk_full = e.is_disk_full(), "checkpoint failed; the log is kept and recovery replays it");
         }
+        self.checkpoint_failed_at = None;
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.bytes_since_checkpoint = 0;
         self.last_checkpoint = Instant::now();

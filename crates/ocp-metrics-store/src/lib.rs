@@ -10,4 +10,5 @@ pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, FileCheckpoin
 pub use log::{EventLog, FileLog, FileLogOptions, LogError, LogPosition, RecoveryReport};
 pub mod engine;
 
-pub use engine::{Engine, EngineConfig, IngestError, IngestOutcome};
+pub use engine::{Engine, EngineConfig, EngineCounters, IngestError, IngestOutcome, RecoveryStats};
+pub use ocp_metrics_core::rollup::StateLimits;

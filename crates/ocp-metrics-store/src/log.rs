@@ -121,12 +121,15 @@ fn io_context(context: &'static str) -> impl FnOnce(io::Error) -> LogError {
 ///   appends. The returned position is the end of the last record of the call; positions only
 ///   grow. When it returns `Err`, none of the records of the call will ever be replayed: the
 ///   implementation rolls back (truncates to the length before the call and fsyncs). If even the
-///   rollback fails, the implementation poisons itself: every later append returns
-///   [`LogError::Poisoned`] until the log is reopened. In that one case (the disk refused both
-///   the write and the rollback) the fate of the failed call's records is unknown: a reopen may
-///   find some of them intact and replay them. Callers must therefore treat a failed append as
-///   "not accepted, may reappear after a restart" and rely on dedupe for retried events; a crash
-///   in the middle of an append has the same outcome.
+///   rollback fails, the implementation poisons itself: it refuses appends until it has
+///   re-established its durable end, which every later append first retries (for [`FileLog`]:
+///   reopening the active segment, cutting it back to its durable length and fsyncing), so the
+///   log heals by itself once the disk accepts writes again; until then appends return
+///   [`LogError::Poisoned`]. If the process dies while poisoned, the fate of the failed call's
+///   records is unknown: a reopen may find some of them intact and replay them. Callers must
+///   therefore treat a failed append as "not accepted, may reappear after a restart" and rely
+///   on dedupe for retried events (replay itself skips an event already seen within the dedupe
+///   horizon); a crash in the middle of an append has the same outcome.
 ///   An empty `records` slice writes nothing and returns [`end`](EventLog::end).
 /// - [`replay`](EventLog::replay)`(from, f)`: calls `f(end_position_of_record, payload)` for
 ///   each intact record whose end position is `> from`, in log order. Corrupt spans that were
@@ -137,6 +140,13 @@ fn io_context(context: &'static str) -> impl FnOnce(io::Error) -> LogError {
 ///   records at or before it may still be replayed (the caller filters with `from`).
 /// - [`end`](EventLog::end): the end position of the last durable record (or a position
 ///   equivalent to it, such as the start of an empty segment); a replay from it yields nothing.
+/// - [`move_end_past`](EventLog::move_end_past)`(pos)`: makes every later append end strictly
+///   after `pos`. Recovery calls it with the loaded checkpoint's position: when corruption cut
+///   the log back to before that position, new records must not get positions a later replay
+///   from the checkpoint would skip.
+/// - [`complete_from_start`](EventLog::complete_from_start): whether the log still holds every
+///   record ever appended (nothing was truncated away), so replaying it from
+///   [`LogPosition::START`] rebuilds everything without a checkpoint.
 pub trait EventLog: Send {
     /// Appends `records` atomically and durably; returns the end of the last record.
     fn append(&mut self, records: &[&[u8]]) -> Result<LogPosition, LogError>;
@@ -150,6 +160,12 @@ pub trait EventLog: Send {
     fn truncate_before(&mut self, pos: LogPosition) -> Result<(), LogError>;
     /// The end position of the last durable record.
     fn end(&self) -> LogPosition;
+    /// Makes every later append end strictly after `pos`.
+    fn move_end_past(&mut self, pos: LogPosition) -> Result<(), LogError>;
+    /// Whether every record ever appended is still in the log.
+    fn complete_from_start(&self) -> bool {
+        false
+    }
 }
 
 /// Tuning for [`FileLog`].
@@ -345,6 +361,50 @@ impl FileLog {
         }
     }
 
+    /// Tries to leave the poisoned state: reopens the active segment, cuts it back to its durable
+    /// length and fsyncs, exactly what the failed rollback could not do. Whatever the failed
+    /// append left behind is then gone for good, so the in-memory view (which never applied it)
+    /// and the disk agree again. Returns whether the log is usable.
+    fn heal(&mut self) -> bool {
+        let path = segment_path(&self.dir, self.active.id);
+        let len = self.active.len;
+        let result = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut file| {
+                file.set_len(len)?;
+                file.sync_data()?;
+                file.seek(SeekFrom::Start(len))?;
+                Ok(file)
+            });
+        match result {
+            Ok(file) => {
+                tracing::warn!(
+                    segment = self.active.id,
+                    len,
+                    "event log: recovered from a failed rollback; accepting appends again"
+                );
+                self.file = file;
+                self.poisoned = false;
+                true
+            }
+            Err(error) => {
+                tracing::debug!(%error, "event log: still poisoned");
+                false
+            }
+        }
+    }
+
+    /// Starts a new, empty segment numbered after both the active one and `after`.
+    fn start_segment_after(&mut self, after: u64) -> Result<(), LogError> {
+        let next = self.active.id.max(after) + 1;
+        let file = create_segment(&self.dir, next)?;
+        self.file = file;
+        self.closed.push_back(self.active);
+        self.active = Segment { id: next, len: 0 };
+        Ok(())
+    }
+
     /// Drops a huge append buffer so one outsized batch does not pin memory forever.
     fn trim_write_buf(&mut self) {
         if self.write_buf.capacity() > WRITE_BUF_RETAIN_BYTES {
@@ -360,7 +420,7 @@ impl FileLog {
 
 impl EventLog for FileLog {
     fn append(&mut self, records: &[&[u8]]) -> Result<LogPosition, LogError> {
-        if self.poisoned {
+        if self.poisoned && !self.heal() {
             return Err(LogError::Poisoned);
         }
         self.check_record_sizes(records)?;
@@ -426,6 +486,23 @@ impl EventLog for FileLog {
             segment: self.active.id,
             offset: self.active.len,
         }
+    }
+
+    fn move_end_past(&mut self, pos: LogPosition) -> Result<(), LogError> {
+        if self.end() >= pos {
+            return Ok(());
+        }
+        tracing::warn!(
+            end = %self.end(),
+            checkpoint = %pos,
+            "event log: ends before the checkpoint it is replayed from (records were cut as corrupt); continuing in a new segment"
+        );
+        self.start_segment_after(pos.segment)
+    }
+
+    fn complete_from_start(&self) -> bool {
+        let segments = self.segments();
+        segments[0].id == FIRST_SEGMENT && segments.windows(2).all(|w| w[1].id == w[0].id + 1)
     }
 }
 
@@ -721,5 +798,49 @@ mod tests {
         );
         assert_eq!(scan.corrupt_spans, vec![(garbage_start, second_start)]);
         assert_eq!(scan.tail_start, Some(tail_start));
+    }
+
+    #[test]
+    fn a_poisoned_log_heals_on_the_next_append_and_drops_the_failed_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = FileLog::open(dir.path(), FileLogOptions::default()).unwrap();
+        log.append(&[b"one"]).unwrap();
+        // A failed append whose rollback failed too: its bytes are on disk, the log poisoned.
+        let mut leftover = Vec::new();
+        encode_record(&mut leftover, b"failed");
+        log.file.write_all(&leftover).unwrap();
+        log.poisoned = true;
+        // The disk is fine again: the next append heals first, cutting the leftover away.
+        log.append(&[b"two"]).unwrap();
+        assert!(!log.poisoned);
+        let mut seen = Vec::new();
+        log.replay(LogPosition::START, &mut |_, p| seen.push(p.to_vec()))
+            .unwrap();
+        assert_eq!(seen, vec![b"one".to_vec(), b"two".to_vec()]);
+        drop(log);
+        let (mut log, report) = FileLog::open(dir.path(), FileLogOptions::default()).unwrap();
+        assert!(report.is_clean());
+        let mut seen = Vec::new();
+        log.replay(LogPosition::START, &mut |_, p| seen.push(p.to_vec()))
+            .unwrap();
+        assert_eq!(seen, vec![b"one".to_vec(), b"two".to_vec()]);
+    }
+
+    #[test]
+    fn moving_the_end_past_a_position_starts_a_later_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = FileLog::open(dir.path(), FileLogOptions::default()).unwrap();
+        let end = log.append(&[b"one"]).unwrap();
+        assert!(log.complete_from_start());
+        let ahead = LogPosition {
+            segment: end.segment,
+            offset: end.offset + 100,
+        };
+        log.move_end_past(ahead).unwrap();
+        let next = log.append(&[b"two"]).unwrap();
+        assert!(next > ahead, "{next} > {ahead}");
+        // Already past: nothing changes.
+        log.move_end_past(end).unwrap();
+        assert_eq!(log.end(), next);
     }
 }

@@ -25,7 +25,10 @@ fn events(sessions: &[(u16, u16)]) -> Vec<Event> {
         let ts = |s: i64| Timestamp::from_second(s).unwrap().to_string();
         let (start_s, end_s) = (ts(start), ts(end));
         let session = format!("s{i}");
-        for (n, kind) in ["session_start", "miniapp_end", "session_end"].iter().enumerate() {
+        for (n, kind) in ["session_start", "miniapp_end", "session_end"]
+            .iter()
+            .enumerate()
+        {
             let id = format!("{i}-{n}");
             let d = EventDraft {
                 id: Some(&id),
@@ -59,7 +62,13 @@ fn queries() -> Vec<Query> {
             (Endpoint::V3BatchMiniapps, "2024/03/20 00:00:00", "hour"),
         ] {
             let draft = QueryDraft {
-                metrics: Some(endpoint.metrics().iter().map(|m| m.name.to_string()).collect()),
+                metrics: Some(
+                    endpoint
+                        .metrics()
+                        .iter()
+                        .map(|m| m.name.to_string())
+                        .collect(),
+                ),
                 start: Some(start.into()),
                 end: Some("2024/03/27 12:05:00".into()),
                 group: Some(group.into()),
@@ -77,7 +86,10 @@ fn expected(events: &[Event]) -> Vec<Answer> {
     for e in events {
         r.apply(e, Horizons::at(now()));
     }
-    queries().iter().map(|q| r.query(q, now()).unwrap()).collect()
+    queries()
+        .iter()
+        .map(|q| r.query(q, now()).unwrap())
+        .collect()
 }
 
 fn open(dir: &std::path::Path) -> Engine {

@@ -138,7 +138,7 @@ pub async fn start(
         None,
     )?;
     let now = Timestamp::now();
-    let resume = !app.engine.groups().is_empty();
+    let resume = !app.ready().await?.groups().is_empty();
     let from = if resume {
         now - SignedDuration::from_hours(DEMO_RESUME_HOURS)
     } else {

@@ -6,8 +6,12 @@ mod demo;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ocp_metrics_core::limits::{DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX};
 use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
-use ocp_metrics_server::{Limits, Server, ServerConfig};
+use ocp_metrics_server::{
+    CONNECTIONS_MAX_DEFAULT, Limits, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
+};
+use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -80,6 +84,35 @@ struct ServeArgs {
     /// Largest ingest body after gzip decompression, in bytes.
     #[arg(long, default_value_t = 256 << 20)]
     decoded_bytes_max: usize,
+    /// Most events in one ingest request.
+    #[arg(long, default_value_t = 200_000)]
+    events_per_request_max: usize,
+    /// Ingest bytes (as sent) parsed or committed at once; past it ingest answers 503.
+    #[arg(long, default_value_t = 256 << 20)]
+    inflight_ingest_bytes_max: usize,
+    /// Open HTTP connections at once; past it a new connection is answered 503 and closed.
+    #[arg(long, default_value_t = CONNECTIONS_MAX_DEFAULT)]
+    connections_max: usize,
+    /// While the store recovers, how long a request waits for it before answering 503, in ms.
+    #[arg(long, default_value_t = RECOVERY_REQUEST_WAIT_MS_DEFAULT)]
+    recovery_request_wait_ms: u64,
+    /// Most distinct values of one dimension of one family in one group; events that would add
+    /// more are rejected, naming the dimension.
+    #[arg(long, default_value_t = DIMENSION_VALUES_MAX)]
+    dimension_values_max: usize,
+    /// Most real-time sessions tracked per group; events that would start one more are rejected.
+    #[arg(long, default_value_t = RT_SESSIONS_PER_GROUP_MAX)]
+    rt_sessions_per_group_max: usize,
+    /// Write a checkpoint (and drop covered log segments) at least this often while ingesting,
+    /// in seconds.
+    #[arg(long, default_value_t = EngineConfig::default().checkpoint_interval_seconds)]
+    checkpoint_interval_seconds: u64,
+    /// Write a checkpoint after this many log bytes since the last one.
+    #[arg(long, default_value_t = EngineConfig::default().checkpoint_log_bytes)]
+    checkpoint_log_bytes: u64,
+    /// Size at which the event log starts a new segment file, in bytes.
+    #[arg(long, default_value_t = FileLogOptions::default().segment_bytes_max)]
+    log_segment_bytes_max: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -123,20 +156,40 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             limits: Limits {
                 body_bytes_max: args.body_bytes_max,
                 decoded_bytes_max: args.decoded_bytes_max,
-                ..Limits::default()
+                events_per_request_max: args.events_per_request_max,
+                inflight_ingest_bytes_max: args.inflight_ingest_bytes_max,
+                connections_max: args.connections_max,
+                recovery_request_wait_ms: args.recovery_request_wait_ms,
             },
             auth: ocp_metrics_auth::AuthConfig {
                 access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),
                 rate_per_second: args.rate_per_second,
                 rate_burst: args.rate_burst,
             },
-            engine: Default::default(),
+            engine: EngineConfig {
+                checkpoint_interval_seconds: args.checkpoint_interval_seconds,
+                checkpoint_log_bytes: args.checkpoint_log_bytes,
+                log: FileLogOptions {
+                    segment_bytes_max: args.log_segment_bytes_max,
+                    ..FileLogOptions::default()
+                },
+                limits: StateLimits {
+                    dimension_values_max: args.dimension_values_max,
+                    rt_sessions_per_group_max: args.rt_sessions_per_group_max,
+                },
+                ..EngineConfig::default()
+            },
+            recovery_hold: None,
         };
         let server = Server::bind(config).await.context("starting the server")?;
         let addr = server.local_addr()?;
+        // Bound: /healthz answers from now on, /readyz once the store has recovered.
         println!("listening on http://{addr}");
         let demo = match (&admin_token, args.demo) {
-            (Some(admin), true) => Some(demo::start(&server, addr, admin, args.demo_days).await?),
+            (Some(admin), true) => {
+                server.app().ready().await?;
+                Some(demo::start(&server, addr, admin, args.demo_days).await?)
+            }
             _ => None,
         };
         server.run(shutdown_signal()).await?;

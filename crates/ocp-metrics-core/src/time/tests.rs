@@ -280,3 +280,58 @@ fn civil_day_arithmetic_round_trips() {
         assert_eq!(days_from_civil(y, m, d), days);
     }
 }
+
+/// From the `bucket_plan` fuzz target (`fuzz/`): the ends of jiff's time range, with every
+/// granularity and zones with DST, half-hour, 45-minute and 30-minute-DST offsets, plan without
+/// panicking or overflowing, with unique labels and every slot mapped into the plan.
+#[test]
+fn plans_at_the_ends_of_time_never_panic() {
+    let (min, max) = (Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    let granularities = [
+        Granularity::FiveMin,
+        Granularity::Hour,
+        Granularity::Day,
+        Granularity::Week,
+        Granularity::Month,
+        Granularity::Year,
+    ];
+    for zone in [
+        "UTC",
+        "America/New_York",
+        "Asia/Kolkata",
+        "Asia/Kathmandu",
+        "Australia/Lord_Howe",
+        "Africa/Casablanca",
+        "Pacific/Kiritimati",
+    ] {
+        let tz = TimeZone::get(zone).unwrap();
+        for start in [
+            min,
+            min + 1,
+            -9423,
+            0,
+            max - 400 * 86_400,
+            max - 3 * 86_400,
+            max,
+        ] {
+            for g in granularities {
+                let slot_seconds = if g == Granularity::FiveMin {
+                    RT_SLOT_SECONDS
+                } else {
+                    BATCH_SLOT_SECONDS
+                };
+                let s = Timestamp::from_second(start).unwrap();
+                let e = Timestamp::from_second((start + 2 * 86_400).min(max)).unwrap();
+                let now = Timestamp::from_second((start + 86_400).min(max)).unwrap();
+                assert!(floor_to_bucket(s, &tz, g) <= s, "{zone} {start} {g:?}");
+                let plan = BucketPlan::new(s, e, now, &tz, g, slot_seconds);
+                let labels: std::collections::HashSet<_> = plan.labels.iter().collect();
+                assert_eq!(labels.len(), plan.labels.len(), "{zone} {start} {g:?}");
+                for i in 0..plan.slot_bucket.len() {
+                    let b = plan.bucket_of(plan.first_slot + i as i64);
+                    assert!(b == NO_BUCKET || (b as usize) < plan.labels.len());
+                }
+            }
+        }
+    }
+}

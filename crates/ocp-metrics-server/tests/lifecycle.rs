@@ -1,0 +1,252 @@
+//! The server's life cycle and its server-level limits, in process: it binds before the store
+//! recovers (`/healthz` 200, `/readyz` 503, everything else 503 with Retry-After), becomes ready,
+//! reports itself on `/metrics`, refuses connections past its limit with a 503, and refuses
+//! events past the state bounds per event, naming the dimension.
+
+use ocp_metrics_auth::{ClientName, GroupGrant, ScopeSet};
+use ocp_metrics_core::ManualClock;
+use ocp_metrics_server::{Limits, Server, ServerConfig};
+use ocp_metrics_store::{EngineConfig, StateLimits};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+const NOW: &str = "2024-03-27T12:00:00Z";
+
+struct Running {
+    rt: tokio::runtime::Runtime,
+    base: String,
+    token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(limits: Limits, engine: EngineConfig, hold: Option<Arc<Notify>>) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            admin_token: None,
+            clock: Arc::new(ManualClock::new(NOW.parse().unwrap())),
+            limits,
+            auth: Default::default(),
+            engine,
+            recovery_hold: hold,
+        };
+        let server = rt.block_on(Server::bind(config)).unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        let (_, token) = server
+            .app()
+            .auth
+            .create_token(
+                ClientName::parse("test").unwrap(),
+                GroupGrant::parse(&["*"]).unwrap(),
+                ScopeSet::parse(&["metrics:read", "events:write"]).unwrap(),
+                None,
+            )
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = rt.spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Running {
+            rt,
+            base,
+            token,
+            stop: Some(stop),
+            done: Some(done),
+            _dir: dir,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, Option<String>, String) {
+        answer(ureq::get(&format!("{}{path}", self.base)).call())
+    }
+
+    fn ingest(&self, ndjson: &str) -> (u16, Option<String>, String) {
+        answer(
+            ureq::post(&format!("{}/ingest/v1/events", self.base))
+                .set("Authorization", &format!("Bearer {}", self.token))
+                .set("Content-Type", "application/x-ndjson")
+                .send_string(ndjson),
+        )
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.get("/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "never ready");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (_, _, text) = self.get("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let done = self.done.take().unwrap();
+        self.rt.block_on(done).unwrap().unwrap();
+    }
+}
+
+fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, Option<String>, String) {
+    let r = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport: {e}"),
+    };
+    let retry = r.header("retry-after").map(String::from);
+    (r.status(), retry, r.into_string().unwrap())
+}
+
+fn event(id: &str, name: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","type":"miniapp_end","time":"2024-03-27T11:00:00Z","started_at":"2024-03-27T10:59:00Z","group":"acme","session_id":"s-{id}","channel":"chat","region":"eu1","miniapp_name":"{name}","miniapp_id":"m","miniapp_type":"Intent","locale":"en-US","result":"success"}}"#
+    )
+}
+
+#[test]
+fn while_recovering_healthz_is_up_readyz_and_the_api_answer_503_then_all_is_served() {
+    let hold = Arc::new(Notify::new());
+    let limits = Limits {
+        recovery_request_wait_ms: 0,
+        ..Limits::default()
+    };
+    let s = Running::start(limits, EngineConfig::default(), Some(hold.clone()));
+    assert_eq!(s.get("/healthz").0, 200);
+    let (status, retry, body) = s.get("/readyz");
+    assert_eq!((status, retry.as_deref()), (503, Some("2")), "{body}");
+    assert!(body.contains("\"status\":\"recovering\""), "{body}");
+    for (status, retry, body) in [s.ingest(&event("1", "Menu")), s.get("/api/v1/catalog")] {
+        assert_eq!((status, retry.as_deref()), (503, Some("2")), "{body}");
+        assert!(body.starts_with("{\"message\":\"recovering: "), "{body}");
+    }
+    assert_eq!(s.metric("ocp_metrics_ready"), 0.0);
+
+    hold.notify_one();
+    s.wait_ready();
+    assert_eq!(s.metric("ocp_metrics_ready"), 1.0);
+    let (status, _, body) = s.ingest(&event("1", "Menu"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.metric("ocp_metrics_ingest_events_accepted_total"), 1.0);
+    assert_eq!(
+        s.metric("ocp_metrics_recovery_corrupt_records_skipped"),
+        0.0
+    );
+    s.stop();
+}
+
+#[test]
+fn a_request_during_a_short_recovery_waits_for_it_instead_of_failing() {
+    let hold = Arc::new(Notify::new());
+    let s = Running::start(
+        Limits::default(),
+        EngineConfig::default(),
+        Some(hold.clone()),
+    );
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        hold.notify_one();
+    });
+    let (status, _, body) = s.ingest(&event("1", "Menu"));
+    assert_eq!(status, 200, "{body}");
+    release.join().unwrap();
+    s.stop();
+}
+
+#[test]
+fn connections_past_the_limit_are_answered_503_and_closed() {
+    let limits = Limits {
+        connections_max: 2,
+        ..Limits::default()
+    };
+    let s = Running::start(limits, EngineConfig::default(), None);
+    s.wait_ready();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // Two idle keep-alive connections hold both slots.
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(&addr).unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let n = c.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            c
+        })
+        .collect();
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut text = String::new();
+    third.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("retry-after: 1"), "{text}");
+    assert!(text.contains("open connections (its limit)"), "{text}");
+    drop(held);
+    // Slots come back once the server notices the connections closed (until then a new
+    // connection may be refused too).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ureq::get(&format!("{}/healthz", s.base)).call().is_err() {
+        assert!(Instant::now() < deadline, "slots never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(s.metric("ocp_metrics_http_connections_refused_total") >= 1.0);
+    s.stop();
+}
+
+#[test]
+fn events_past_the_dimension_limit_are_rejected_per_event_with_the_request_index() {
+    let engine = EngineConfig {
+        limits: StateLimits {
+            dimension_values_max: 2,
+            ..StateLimits::default()
+        },
+        ..EngineConfig::default()
+    };
+    let s = Running::start(Limits::default(), engine, None);
+    s.wait_ready();
+    let body = [
+        event("1", "Menu"),
+        "{\"not\": \"an event\"}".to_string(),
+        event("2", "YesNo"),
+        event("3", "Account"),
+        event("4", "Menu"),
+    ]
+    .join("\n");
+    let (status, _, text) = s.ingest(&body);
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["accepted"], 3, "{text}");
+    assert_eq!(v["rejected"], 2, "{text}");
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors[0]["index"], 1, "{text}");
+    assert_eq!(errors[1]["index"], 3, "{text}");
+    let message = errors[1]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("`miniapp_name`: group `acme` already has 2 distinct values"),
+        "{message}"
+    );
+    assert!(message.contains("--dimension-values-max"), "{message}");
+    assert_eq!(
+        s.metric("ocp_metrics_ingest_events_limit_rejected_total"),
+        1.0
+    );
+    s.stop();
+}
