@@ -1,12 +1,12 @@
 //! The dedupe set: which `(group, id)` pairs were accepted within the horizon.
 //!
 //! Keys are 128-bit hashes (a collision is about as likely as a disk returning wrong bits and
-//! going unnoticed); entries are grouped by the hour they arrived in so that expiry is a cheap
-//! pop from the front, and memory is bounded by the arrival rate times the horizon.
+//! going unnoticed), each with the hour it arrived in; once an hour a single pass forgets the
+//! entries that fell out of the horizon. Memory is bounded by the arrival rate times the horizon,
+//! at about 32 bytes an entry (a key and its hour, in an open-addressing table).
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 
 /// How long an accepted id is remembered, in hours. The contract asks for at least 48 hours;
 /// one more hour means an id is never forgotten early because of hour rounding.
@@ -14,8 +14,10 @@ pub const DEDUPE_HORIZON_HOURS: i64 = 49;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Dedupe {
-    seen: FxHashMap<u128, i64>,
-    by_hour: VecDeque<(i64, Vec<u128>)>,
+    /// Key to arrival hour (hours since the epoch).
+    seen: FxHashMap<u128, u32>,
+    /// The oldest arrival hour that may still be in `seen`; expiry does nothing before it ages.
+    oldest_hour: u32,
 }
 
 impl Dedupe {
@@ -45,29 +47,22 @@ impl Dedupe {
 
     /// Remembers `key` as accepted at `arrival_ms`.
     pub fn insert(&mut self, key: u128, arrival_ms: i64) {
-        let hour = arrival_ms.div_euclid(3_600_000);
-        if self.seen.insert(key, hour).is_some() {
-            return;
+        let hour = hour_of(arrival_ms);
+        if self.seen.is_empty() || hour < self.oldest_hour {
+            self.oldest_hour = hour;
         }
-        match self.by_hour.back_mut() {
-            Some((h, keys)) if *h >= hour => keys.push(key),
-            _ => self.by_hour.push_back((hour, vec![key])),
-        }
+        self.seen.entry(key).or_insert(hour);
     }
 
-    /// Forgets ids that arrived more than the horizon before `now_ms`.
+    /// Forgets ids that arrived more than the horizon before `now_ms`: one pass over the set at
+    /// most once per hour.
     pub fn expire(&mut self, now_ms: i64) {
-        let oldest_kept = now_ms.div_euclid(3_600_000) - DEDUPE_HORIZON_HOURS;
-        while let Some((hour, _)) = self.by_hour.front() {
-            if *hour >= oldest_kept {
-                break;
-            }
-            if let Some((_, keys)) = self.by_hour.pop_front() {
-                for k in keys {
-                    self.seen.remove(&k);
-                }
-            }
+        let oldest_kept = hour_of(now_ms).saturating_sub(DEDUPE_HORIZON_HOURS as u32);
+        if self.oldest_hour >= oldest_kept {
+            return;
         }
+        self.seen.retain(|_, hour| *hour >= oldest_kept);
+        self.oldest_hour = self.seen.values().copied().min().unwrap_or(oldest_kept);
     }
 
     pub fn len(&self) -> usize {
@@ -76,5 +71,38 @@ impl Dedupe {
 
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
+    }
+}
+
+fn hour_of(ms: i64) -> u32 {
+    ms.div_euclid(3_600_000).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    #[test]
+    fn ids_are_remembered_for_the_horizon_then_forgotten() {
+        let mut d = Dedupe::default();
+        let t0 = 1_000 * HOUR_MS;
+        d.insert(Dedupe::key("g", "a"), t0);
+        d.insert(Dedupe::key("g", "b"), t0 + 10 * HOUR_MS);
+        d.expire(t0 + 49 * HOUR_MS);
+        assert!(d.contains(Dedupe::key("g", "a")), "kept for 49 hours");
+        d.expire(t0 + 50 * HOUR_MS);
+        assert!(
+            !d.contains(Dedupe::key("g", "a")),
+            "forgotten after the horizon"
+        );
+        assert!(d.contains(Dedupe::key("g", "b")));
+        assert!(
+            !d.contains(Dedupe::key("h", "b")),
+            "the group is part of the key"
+        );
+        d.expire(t0 + 60 * HOUR_MS);
+        assert!(d.is_empty());
     }
 }

@@ -47,7 +47,7 @@ impl Default for EngineConfig {
             queue_batches_max: 1024,
             commit_events_max: 200_000,
             enqueue_wait_ms: 5_000,
-            checkpoint_log_bytes: 256 << 20,
+            checkpoint_log_bytes: 1 << 30,
             checkpoint_interval_seconds: 300,
             checkpoint_retry_seconds: 30,
             log: FileLogOptions::default(),
@@ -535,6 +535,8 @@ impl Writer {
         let mut admission = Admission::new();
         let max = self.config.log.record_bytes_max;
         let mut kept: Vec<(IngestOutcome, Vec<Event>, Reply)> = Vec::with_capacity(batch.len());
+        // The dedupe keys of the accepted events, computed once for the check and the insert.
+        let mut keys: Vec<u128> = Vec::new();
         {
             let state = self.state.read();
             for (events, reply) in batch {
@@ -562,6 +564,7 @@ impl Writer {
                         outcome.rejected.push((i, refused.to_string()));
                     } else {
                         pending.insert(key);
+                        keys.push(key);
                         accepted.push(e);
                     }
                 }
@@ -606,11 +609,8 @@ impl Writer {
                 }
             }
         }
-        for (_, events, _) in &kept {
-            for e in events {
-                self.dedupe
-                    .insert(Dedupe::key(e.group.as_str(), &e.id), arrival_ms);
-            }
+        for key in keys {
+            self.dedupe.insert(key, arrival_ms);
         }
         self.counters
             .dedupe_entries
