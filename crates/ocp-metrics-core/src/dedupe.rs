@@ -54,6 +54,11 @@ impl Dedupe {
         self.seen.entry(key).or_insert(hour);
     }
 
+    /// Forgets `key` (a commit that failed after it was remembered).
+    pub fn remove(&mut self, key: u128) {
+        self.seen.remove(&key);
+    }
+
     /// Forgets ids that arrived more than the horizon before `now_ms`: one pass over the set at
     /// most once per hour.
     pub fn expire(&mut self, now_ms: i64) {

@@ -294,7 +294,9 @@ impl Rollups {
             family.slot_seconds(),
         );
         let store = self.group(q.group.as_str()).map(|g| g.family(family));
+        let unfiltered = !q.drilldown && q.filters.iter().all(|f| f.values.is_empty());
         let groups = match store {
+            Some(store) if unfiltered => vec![total_group(store, q, &plan)],
             Some(store) => collect_groups(store, q, &plan)?,
             None => Vec::new(),
         };
@@ -355,6 +357,17 @@ fn collect_groups(
         }
     }
     Ok(accs)
+}
+
+/// Everything in the family, read from its running total.
+fn total_group(store: &FamilyStore, q: &Query, plan: &BucketPlan) -> Acc {
+    let mut acc = Acc {
+        key: [UNPROJECTED; DIMS_MAX],
+        members: Vec::new(),
+        values: vec![0; q.metrics.len() * plan.labels.len()],
+    };
+    sum_into(&mut acc.values, store.total(), q, plan);
+    acc
 }
 
 /// For each filter with values, the interned ids it admits; `None` when some filter admits

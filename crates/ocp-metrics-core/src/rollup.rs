@@ -44,6 +44,9 @@ pub struct FamilyStore {
     interners: Vec<Interner>,
     index: FxHashMap<DimTuple, u32>,
     series: Vec<Series>,
+    /// The sum of every series: answers an unfiltered, not drilled-down query (the commonest
+    /// dashboard query) by reading one column instead of summing thousands.
+    total: SlotColumn,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +132,7 @@ impl Rollups {
                 for s in &mut f.series {
                     s.column.drop_before(horizon);
                 }
+                f.total.drop_before(horizon);
             }
             g.sessions.retain(|_, span| i64::from(span.last) >= h.rt);
         }
@@ -188,9 +192,11 @@ impl GroupState {
         }
         let store = &mut self.families[c.family.index()];
         let series = store.series_for(&c.dims);
+        let deltas = &c.deltas[..c.family.columns()];
         store.series[series as usize]
             .column
-            .add(slot as u32, &c.deltas[..c.family.columns()]);
+            .add(slot as u32, deltas);
+        store.total.add(slot as u32, deltas);
     }
 
     /// Real-time sessions: the session is active in every RT slot from its earliest to its
@@ -221,13 +227,15 @@ impl GroupState {
             Some((f, l)) => (f.min(lo), l.max(hi)),
             None => (lo, hi),
         };
-        let column = &mut store.series[series as usize].column;
         let mut one = [0u64; COLUMNS_MAX];
         one[0] = 1;
         for slot in first.max(h.rt)..=last {
             let covered = old.is_some_and(|(f, l)| (f..=l).contains(&slot));
             if !covered {
-                column.add(slot as u32, &one[..1]);
+                store.series[series as usize]
+                    .column
+                    .add(slot as u32, &one[..1]);
+                store.total.add(slot as u32, &one[..1]);
             }
         }
         self.sessions.insert(
@@ -261,7 +269,13 @@ impl FamilyStore {
             interners: family.dims().iter().map(|_| Interner::default()).collect(),
             index: FxHashMap::default(),
             series: Vec::new(),
+            total: SlotColumn::new(family.columns() as u8),
         }
+    }
+
+    /// The sum of every series of this family.
+    pub fn total(&self) -> &SlotColumn {
+        &self.total
     }
 
     fn series_for(&mut self, dims: &[&str; DIMS_MAX]) -> u32 {

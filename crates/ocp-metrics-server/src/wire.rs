@@ -242,6 +242,9 @@ fn string(obj: &mut serde_json::Map<String, Value>, key: &str) -> Result<Option<
 /// Writes an answer as the API's JSON array of series, straight into one buffer.
 pub fn answer_json(a: &Answer) -> String {
     let mut out = String::with_capacity(64 + a.series.len() * (64 + a.labels.len() * 32));
+    let mut digits = itoa::Buffer::new();
+    // Every label quoted once, reused by every series.
+    let keys: Vec<String> = a.labels.iter().map(|l| format!("\"{l}\":")).collect();
     out.push('[');
     for (i, s) in a.series.iter().enumerate() {
         if i > 0 {
@@ -259,14 +262,12 @@ pub fn answer_json(a: &Answer) -> String {
             push_str(&mut out, v);
         }
         out.push_str("},\"dps\":{");
-        for (j, (label, value)) in a.labels.iter().zip(&s.values).enumerate() {
+        for (j, (key, value)) in keys.iter().zip(&s.values).enumerate() {
             if j > 0 {
                 out.push(',');
             }
-            out.push('"');
-            out.push_str(label);
-            out.push_str("\":");
-            out.push_str(itoa(*value).as_str());
+            out.push_str(key);
+            out.push_str(digits.format(*value));
         }
         out.push_str("}}");
     }
@@ -276,8 +277,4 @@ pub fn answer_json(a: &Answer) -> String {
 
 fn push_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
-}
-
-fn itoa(v: u64) -> String {
-    v.to_string()
 }

@@ -67,6 +67,7 @@ impl FamilyStore {
         for s in &mut self.series {
             s.column.shrink();
         }
+        self.total.shrink();
         let keep = |i: usize, s: &super::Series| {
             !s.column.is_empty() || referenced.get(i).copied().unwrap_or(false)
         };

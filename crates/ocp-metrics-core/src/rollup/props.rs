@@ -139,6 +139,28 @@ fn answers(r: &Rollups, rt: &str, batch: &str) -> Vec<Answer> {
         .collect()
 }
 
+/// Every endpoint, every metric, no filters, not drilled down.
+fn totals(r: &Rollups) -> Vec<Answer> {
+    let now: Timestamp = NOW.parse().unwrap();
+    Endpoint::ALL
+        .iter()
+        .map(|&e| {
+            let rt = e.family().is_realtime();
+            let draft = QueryDraft {
+                metrics: Some(e.metrics().iter().map(|m| m.name.to_string()).collect()),
+                filters: Some(Vec::new()),
+                start: Some("2024/03/25 18:00:00".into()),
+                end: Some("2024/03/27 18:00:00".into()),
+                group: Some("g".into()),
+                downsampling: Some(if rt { "five_min" } else { "hour" }.into()),
+                drilldown: Some(false),
+                timezone: Some("Asia/Kathmandu".into()),
+            };
+            r.query(&Query::parse(e, draft, now).unwrap(), now).unwrap()
+        })
+        .collect()
+}
+
 fn value(a: &Answer, metric: &str) -> Vec<Vec<u64>> {
     a.series
         .iter()
@@ -186,6 +208,30 @@ proptest! {
             for (i, t) in total.iter().enumerate() {
                 for (b, v) in t.iter().enumerate() {
                     prop_assert_eq!(*v, parts.iter().map(|p| p[i][b]).sum::<u64>());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_running_total_equals_the_sum_of_every_series(sessions in prop::collection::vec(session_spec(), 1..12)) {
+        let r = rollups_of(&build(&sessions));
+        // test_flag is a drilldown dimension filtered to false in `answers`; both values count
+        // in the total, so compare against the test_flag=false events alone plus the rest.
+        let drilled = answers(&r, "five_min", "hour");
+        let total = totals(&r);
+        let only_live = sessions.iter().all(|s| !s.test);
+        for (d, t) in drilled.iter().zip(&total) {
+            prop_assert_eq!(&d.labels, &t.labels);
+            for ts in &t.series {
+                let mut sum = vec![0u64; t.labels.len()];
+                for ds in d.series.iter().filter(|s| s.metric == ts.metric) {
+                    for (a, b) in sum.iter_mut().zip(&ds.values) { *a += b; }
+                }
+                if only_live {
+                    prop_assert_eq!(&ts.values, &sum, "{}", ts.metric);
+                } else {
+                    prop_assert!(ts.values.iter().zip(&sum).all(|(t, s)| t >= s), "{}", ts.metric);
                 }
             }
         }
