@@ -1,0 +1,82 @@
+//! The DuckDB baseline: runs `bench/duckdb_baseline.py` (the `duckdb` Python package) on the
+//! same NDJSON file and the same queries in DuckDB SQL, and reads its JSON result.
+
+use crate::queries::{Dialect, QuerySpec};
+use crate::stats::Latencies;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug, Deserialize)]
+pub struct DuckQuery {
+    pub rows: Vec<Vec<String>>,
+    pub latencies_ms: Vec<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DuckResult {
+    pub version: String,
+    pub load_seconds: f64,
+    pub raw_rows: u64,
+    pub dedupe_seconds: f64,
+    pub rows: u64,
+    pub db_bytes: u64,
+    pub queries: BTreeMap<String, DuckQuery>,
+    pub qps: f64,
+}
+
+impl DuckQuery {
+    pub fn latencies(&self) -> Latencies {
+        let mut l = Latencies::default();
+        for ms in &self.latencies_ms {
+            l.push_ms(*ms);
+        }
+        l
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    python: &str,
+    script: &Path,
+    work: &Path,
+    ndjson: &Path,
+    specs: &[QuerySpec],
+    group: &str,
+    iterations: usize,
+    qps_seconds: f64,
+) -> anyhow::Result<DuckResult> {
+    let spec = json!({
+        "ndjson_path": ndjson,
+        "db_path": work.join("duck.db"),
+        "queries": specs.iter().map(|q| json!({
+            "name": q.name,
+            "sql": q.sql(Dialect::DuckDb, "ev", group),
+        })).collect::<Vec<_>>(),
+        "iterations": iterations,
+        "qps_clients": 8,
+        "qps_seconds": qps_seconds,
+    });
+    let spec_path = work.join("duckdb-spec.json");
+    let out_path = work.join("duckdb-result.json");
+    std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)?;
+    let status = Command::new(python)
+        .arg(script)
+        .arg(&spec_path)
+        .arg(&out_path)
+        .status()
+        .with_context(|| format!("running {python} {}", script.display()))?;
+    if !status.success() {
+        bail!(
+            "{} failed ({status}); is the duckdb package installed (pip install duckdb)?",
+            script.display()
+        );
+    }
+    let text = std::fs::read(&out_path)?;
+    let result: DuckResult = serde_json::from_slice(&text).context("reading the DuckDB result")?;
+    let _ = std::fs::remove_file(work.join("duck.db"));
+    Ok(result)
+}

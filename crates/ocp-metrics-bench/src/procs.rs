@@ -1,0 +1,221 @@
+//! Child processes under test: start, measure (RSS, disk), stop gracefully or by `kill -9`.
+//! A child still running when its handle drops is killed, so a failed run leaves nothing behind.
+
+use anyhow::{Context, bail};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running child process.
+#[derive(Debug)]
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl Proc {
+    pub fn new(name: &str, child: Child) -> Proc {
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Resident set size now, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        rss_of(self.pid())
+    }
+
+    /// SIGTERM, then wait for the exit; returns how long the exit took.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        let Some(mut child) = self.child.take() else {
+            bail!("{} is not running", self.name)
+        };
+        let started = Instant::now();
+        signal(child.id(), "TERM")?;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("{} exited with {status} after SIGTERM", self.name);
+                }
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{} did not exit within {timeout:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// `kill -9`, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Sends a signal by name with the `kill` command (the crate has no unsafe code for libc).
+pub fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -{sig} {pid} failed");
+    }
+    Ok(())
+}
+
+/// Resident set size of a process, in bytes (0 if it is gone).
+pub fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Bytes of the files under `dir` (their lengths).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Starts `ocp-metrics serve` on a free port; returns the process, its base URL and how long
+/// it took from spawn to ready.
+pub fn start_ocp(
+    bin: &Path,
+    data_dir: &Path,
+    admin_token: &str,
+    log: &Path,
+    extra_args: &[String],
+    perf_out: Option<&Path>,
+) -> anyhow::Result<(Proc, String, Duration)> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let started = Instant::now();
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(["--rate-per-second", "1000000", "--rate-burst", "1000000"])
+        .args(extra_args)
+        .env("OCP_METRICS_ADMIN_TOKEN", admin_token)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let proc = Proc::new("ocp-metrics", child);
+    // Profiling a start-up: attach right away (the first ~100 ms are missed).
+    let perf = perf_out.and_then(|out| perf_record(proc.pid(), out, false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut sent = false;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if !sent && let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.trim().to_string());
+                sent = true;
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(600)).with_context(|| {
+        format!(
+            "ocp-metrics did not print its address; see {}",
+            log.display()
+        )
+    })?;
+    // Ready means recovered and serving: `/readyz` answers 200 (a server that binds before
+    // recovering answers 503 there meanwhile). Servers without `/readyz` recover before they
+    // bind, so `/healthz` is their readiness.
+    let agent = crate::http::agent();
+    let mut path = "/readyz";
+    loop {
+        match crate::http::send(&agent, "GET", &format!("{url}{path}"), &[], None) {
+            Ok((200, _)) => break,
+            Ok((404, _)) if path == "/readyz" => path = "/healthz",
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("ocp-metrics at {url} was not ready ({path}) within 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ready = started.elapsed();
+    perf_stop(perf);
+    Ok((proc, url, ready))
+}
+
+/// Finds a free TCP port on the loopback interface.
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Starts `perf record` on a process (cpu-clock samples with DWARF call graphs), and waits a
+/// moment for it to attach unless `quick`.
+pub fn perf_record(pid: u32, out: &Path, wait: bool) -> Option<Child> {
+    let child = Command::new("perf")
+        .args([
+            "record",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "299",
+            "--call-graph",
+            "dwarf,8192",
+        ])
+        .args(["-p", &pid.to_string(), "-o"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    if wait {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Some(child)
+}
+
+/// Stops a `perf record` started by [`perf_record`] and lets it write its file.
+pub fn perf_stop(child: Option<Child>) {
+    if let Some(mut c) = child {
+        let _ = signal(c.id(), "INT");
+        let _ = c.wait();
+    }
+}
