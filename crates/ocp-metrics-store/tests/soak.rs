@@ -170,8 +170,13 @@ fn steady_load_for_days_levels_off_after_the_horizons() {
     if days >= 3 {
         let last = rows.last().unwrap();
         let day_before = rows[rows.len() - 5];
-        // Growth of more than 5% in a day means the horizon is not bounding it; shrinking is fine.
-        let within = |a: u64, b: u64| a * 100 <= b.max(1) * 105;
+        // The load curve and its noise move a 49-hour window by some percent from one day to the
+        // next; unbounded growth would add a whole day (about half of it). Shrinking is fine.
+        let within = |a: u64, b: u64| a * 100 <= b.max(1) * 125;
+        assert!(
+            last.2 * 4 < last.1 as u64 * 3,
+            "the dedupe set holds nearly every id ever accepted: {last:?}"
+        );
         assert!(
             within(last.2, day_before.2),
             "dedupe kept growing: {day_before:?} -> {last:?}"
