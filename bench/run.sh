@@ -3,7 +3,8 @@
 # missing, generates 10 million events, runs ocp-metrics, ClickHouse and DuckDB on them one
 # after the other, checks that every baseline answer equals ours, and prints the ratio table.
 #
-#   bench/run.sh                      # full mode (about 20 minutes on 2 cores)
+#   bench/run.sh                      # full mode (about 8-10 minutes on 2 cores, more while
+#                                     # it waits for other processes to leave the CPUs)
 #   bench/run.sh --scale 0.1          # a tenth of the events
 #   bench/run.sh --perf --keep        # also record perf profiles of the server into the work dir
 #
