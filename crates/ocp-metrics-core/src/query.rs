@@ -83,7 +83,6 @@ pub struct AnswerSeries {
 
 impl Query {
     pub fn parse(endpoint: Endpoint, d: QueryDraft, now: Timestamp) -> Result<Query, QueryError> {
-        let path = endpoint.path();
         let metrics = parse_metrics(endpoint, d.metrics)?;
         let filters = parse_filters(endpoint, d.filters.unwrap_or_default())?;
         let timezone = parse_timezone(d.timezone.as_deref())?;
@@ -102,7 +101,6 @@ impl Query {
             Some(g) => GroupName::parse(g).map_err(|e| QueryError(format!("`group` {e}")))?,
         };
         let granularity = parse_granularity(endpoint, d.downsampling.as_deref())?;
-        let _ = path;
         Ok(Query {
             endpoint,
             metrics,

@@ -3,18 +3,15 @@
 
 use jiff::Timestamp;
 use ocp_metrics_core::event::EventDraft;
-use ocp_metrics_core::query::{Query, QueryDraft};
-use ocp_metrics_core::rollup::Horizons;
-use ocp_metrics_core::{Answer, Clock, Endpoint, Event, ManualClock, Rollups};
+use ocp_metrics_core::query::Query;
+use ocp_metrics_core::{Answer, Clock, Endpoint, Event, ManualClock};
 use ocp_metrics_store::{Engine, EngineConfig};
 use proptest::prelude::*;
 use std::sync::Arc;
 
-const NOW: &str = "2024-03-27T12:00:00Z";
+mod common;
 
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
+use common::now;
 
 /// A small stream: per session a start, a miniApp end and a session end, spread over two days.
 fn events(sessions: &[(u16, u16)]) -> Vec<Event> {
@@ -53,43 +50,16 @@ fn events(sessions: &[(u16, u16)]) -> Vec<Event> {
 }
 
 fn queries() -> Vec<Query> {
-    let mut out = Vec::new();
-    for group in ["acme", "globex"] {
-        for (endpoint, start, gran) in [
-            (Endpoint::V3RtSessions, "2024/03/25 13:00:00", "hour"),
-            (Endpoint::V3RtMiniapps, "2024/03/27 00:00:00", "five_min"),
-            (Endpoint::V3BatchSessions, "2024/03/20 00:00:00", "day"),
-            (Endpoint::V3BatchMiniapps, "2024/03/20 00:00:00", "hour"),
-        ] {
-            let draft = QueryDraft {
-                metrics: Some(
-                    endpoint
-                        .metrics()
-                        .iter()
-                        .map(|m| m.name.to_string())
-                        .collect(),
-                ),
-                start: Some(start.into()),
-                end: Some("2024/03/27 12:05:00".into()),
-                group: Some(group.into()),
-                downsampling: Some(gran.into()),
-                ..QueryDraft::default()
-            };
-            out.push(Query::parse(endpoint, draft, now()).unwrap());
-        }
-    }
-    out
+    common::queries(&[
+        (Endpoint::V3RtSessions, "2024/03/25 13:00:00", "hour"),
+        (Endpoint::V3RtMiniapps, "2024/03/27 00:00:00", "five_min"),
+        (Endpoint::V3BatchSessions, "2024/03/20 00:00:00", "day"),
+        (Endpoint::V3BatchMiniapps, "2024/03/20 00:00:00", "hour"),
+    ])
 }
 
 fn expected(events: &[Event]) -> Vec<Answer> {
-    let mut r = Rollups::new();
-    for e in events {
-        r.apply(e, Horizons::at(now()));
-    }
-    queries()
-        .iter()
-        .map(|q| r.query(q, now()).unwrap())
-        .collect()
+    common::recompute(events, &queries())
 }
 
 fn open(dir: &std::path::Path) -> Engine {
@@ -98,7 +68,7 @@ fn open(dir: &std::path::Path) -> Engine {
 }
 
 fn answers(engine: &Engine) -> Vec<Answer> {
-    queries().iter().map(|q| engine.query(q).unwrap()).collect()
+    common::answers(engine, &queries())
 }
 
 proptest! {

@@ -5,9 +5,8 @@
 
 use jiff::Timestamp;
 use ocp_metrics_core::event::EventDraft;
-use ocp_metrics_core::query::{Query, QueryDraft};
-use ocp_metrics_core::rollup::Horizons;
-use ocp_metrics_core::{Answer, Clock, Endpoint, Event, ManualClock, Rollups};
+use ocp_metrics_core::query::Query;
+use ocp_metrics_core::{Answer, Clock, Endpoint, Event, ManualClock};
 use ocp_metrics_store::{
     Engine, EngineConfig, EventLog, FileCheckpoints, FileLog, FileLogOptions, IngestError,
     LogError, LogPosition, StateLimits,
@@ -16,11 +15,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-const NOW: &str = "2024-03-27T12:00:00Z";
+mod common;
 
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
+use common::now;
 
 /// `n` miniApp invocations (with their session ends), ids prefixed by `tag`.
 fn events(tag: &str, n: usize) -> Vec<Event> {
@@ -58,48 +55,20 @@ fn events(tag: &str, n: usize) -> Vec<Event> {
 }
 
 fn queries() -> Vec<Query> {
-    let mut out = Vec::new();
-    for group in ["acme", "globex"] {
-        for (endpoint, start, gran) in [
-            (Endpoint::V3RtSessions, "2024/03/27 10:00:00", "five_min"),
-            (Endpoint::V3RtMiniapps, "2024/03/27 10:00:00", "five_min"),
-            (Endpoint::V3BatchSessions, "2024/03/27 00:00:00", "hour"),
-            (Endpoint::V3BatchMiniapps, "2024/03/27 00:00:00", "hour"),
-        ] {
-            let draft = QueryDraft {
-                metrics: Some(
-                    endpoint
-                        .metrics()
-                        .iter()
-                        .map(|m| m.name.to_string())
-                        .collect(),
-                ),
-                start: Some(start.into()),
-                end: Some("2024/03/27 12:05:00".into()),
-                group: Some(group.into()),
-                downsampling: Some(gran.into()),
-                ..QueryDraft::default()
-            };
-            out.push(Query::parse(endpoint, draft, now()).unwrap());
-        }
-    }
-    out
+    common::queries(&[
+        (Endpoint::V3RtSessions, "2024/03/27 10:00:00", "five_min"),
+        (Endpoint::V3RtMiniapps, "2024/03/27 10:00:00", "five_min"),
+        (Endpoint::V3BatchSessions, "2024/03/27 00:00:00", "hour"),
+        (Endpoint::V3BatchMiniapps, "2024/03/27 00:00:00", "hour"),
+    ])
 }
 
-/// The answers a from-scratch recomputation over `events` gives.
 fn expected(events: &[Event]) -> Vec<Answer> {
-    let mut r = Rollups::new();
-    for e in events {
-        r.apply(e, Horizons::at(now()));
-    }
-    queries()
-        .iter()
-        .map(|q| r.query(q, now()).unwrap())
-        .collect()
+    common::recompute(events, &queries())
 }
 
 fn answers(engine: &Engine) -> Vec<Answer> {
-    queries().iter().map(|q| engine.query(q).unwrap()).collect()
+    common::answers(engine, &queries())
 }
 
 fn clock() -> Arc<dyn Clock> {
