@@ -140,12 +140,15 @@ fn parse(
     grants: &Grants,
     now: Timestamp,
 ) -> Result<Parsed, ApiError> {
-    let body = if gzip {
-        gunzip(&raw, limits.decoded_bytes_max)?
+    // Parse the body where it lies; only a compressed one needs a buffer of its own.
+    let decoded;
+    let body: &[u8] = if gzip {
+        decoded = gunzip(&raw, limits.decoded_bytes_max)?;
+        &decoded
     } else {
-        raw.to_vec()
+        &raw
     };
-    let text = std::str::from_utf8(&body).map_err(|e| {
+    let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body is not UTF-8 text ({e}); send JSON encoded as UTF-8"
         ))
