@@ -22,7 +22,8 @@ pub struct Dedupe {
 
 impl Dedupe {
     /// The key of `(group, id)`. Keys are stored in checkpoints: changing this function needs a
-    /// new checkpoint format version.
+    /// new checkpoint payload version (`ocp_metrics_store::snapshot`) whose reader rehashes or
+    /// drops the old keys.
     pub fn key(group: &str, id: &str) -> u128 {
         // One-shot hashing of `group 0xff id` (0xff never occurs in UTF-8, so the pair is
         // unambiguous); a stack buffer covers every valid pair without allocating.

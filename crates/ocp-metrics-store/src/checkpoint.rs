@@ -12,6 +12,11 @@
 //!
 //! All integers are little-endian. The CRC also covers the header so that a flipped bit in the
 //! position cannot make recovery replay from the wrong place.
+//!
+//! File format versions: in format 2 (written now) the payload is self-describing, beginning
+//! with its own version (see [`crate::snapshot`]). Format 1 files, written before payloads were
+//! versioned, hold the version-1 payload body without that prefix; they are read as payload
+//! version 1, so an upgrade never strands a checkpoint whose log was already truncated.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -25,8 +30,12 @@ pub const CHECKPOINTS_KEPT: usize = 2;
 
 /// Identifies a checkpoint file ("OMCK" in little-endian bytes).
 const CHECKPOINT_MAGIC: u32 = u32::from_le_bytes(*b"OMCK");
-/// Bumped whenever the header layout changes.
-const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the file layout changes (see the module documentation).
+const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+/// The file format whose payload carried no version prefix of its own.
+const CHECKPOINT_FORMAT_UNVERSIONED_PAYLOAD: u32 = 1;
+/// The payload version that format-1 files hold.
+const UNVERSIONED_PAYLOAD_VERSION: u32 = 1;
 /// magic + version + segment + offset + payload len + crc.
 const CHECKPOINT_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 8 + 4;
 /// Where the CRC sits in the header; everything before it is covered by it.
@@ -42,7 +51,8 @@ const TMP_SUFFIX: &str = ".tmp";
 pub struct Checkpoint {
     /// The log position the snapshot covers: replay records after it.
     pub pos: LogPosition,
-    /// The snapshot, exactly as saved.
+    /// The snapshot as saved; a format-1 file's payload comes with the version prefix it was
+    /// written without (see the module documentation).
     pub bytes: Vec<u8>,
     /// How many newer checkpoint files were torn or corrupt and skipped to find this one.
     pub skipped_corrupt: u32,
@@ -308,8 +318,9 @@ fn read_checkpoint(path: &Path) -> Result<Payload, Invalid> {
     if u32_at(0) != CHECKPOINT_MAGIC {
         return Err(Invalid::Magic);
     }
-    if u32_at(4) != CHECKPOINT_FORMAT_VERSION {
-        return Err(Invalid::Version(u32_at(4)));
+    let format = u32_at(4);
+    if format != CHECKPOINT_FORMAT_VERSION && format != CHECKPOINT_FORMAT_UNVERSIONED_PAYLOAD {
+        return Err(Invalid::Version(format));
     }
     if u64_at(24) != payload_len {
         return Err(Invalid::Length {
@@ -317,15 +328,24 @@ fn read_checkpoint(path: &Path) -> Result<Payload, Invalid> {
             file: payload_len,
         });
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(payload_len).unwrap_or(0));
+    // A format-1 payload gets the version prefix it was written without, read in place so that
+    // a large checkpoint is not copied.
+    let prefix = match format {
+        CHECKPOINT_FORMAT_UNVERSIONED_PAYLOAD => UNVERSIONED_PAYLOAD_VERSION.to_le_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    let mut bytes = prefix;
+    let prefix_len = bytes.len();
+    bytes.reserve_exact(usize::try_from(payload_len).unwrap_or(0));
     file.take(payload_len).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 != payload_len {
+    let read = &bytes[prefix_len..];
+    if read.len() as u64 != payload_len {
         return Err(Invalid::Length {
             header: payload_len,
-            file: bytes.len() as u64,
+            file: read.len() as u64,
         });
     }
-    if checksum(&header[..CHECKPOINT_CRC_OFFSET], &bytes) != u32_at(CHECKPOINT_CRC_OFFSET) {
+    if checksum(&header[..CHECKPOINT_CRC_OFFSET], read) != u32_at(CHECKPOINT_CRC_OFFSET) {
         return Err(Invalid::Crc);
     }
     let pos = LogPosition {

@@ -9,6 +9,7 @@
 
 use crate::checkpoint::{CheckpointError, CheckpointStore, FileCheckpoints};
 use crate::log::{EventLog, FileLog, FileLogOptions, LogPosition, RecoveryReport};
+use crate::snapshot;
 use ocp_metrics_core::dedupe::Dedupe;
 use ocp_metrics_core::rollup::{Admission, Horizons, RollupStats, StateLimits};
 use ocp_metrics_core::{Answer, Clock, Event, Query, QueryError, Rollups};
@@ -92,7 +93,7 @@ pub enum EngineError {
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error("checkpoint could not be decoded: {0}")]
-    Decode(String),
+    Decode(#[from] crate::snapshot::SnapshotError),
     #[error("writer thread: {0}")]
     Thread(std::io::Error),
 }
@@ -173,13 +174,6 @@ struct LogBatch<E> {
     events: E,
 }
 
-/// A checkpoint: everything derived from the log up to its position.
-#[derive(Serialize, Deserialize)]
-struct Snapshot<R, D> {
-    rollups: R,
-    dedupe: D,
-}
-
 impl Engine {
     /// Opens (or creates) the store in `dir`, recovers the state, and starts the writer.
     pub fn open(
@@ -238,11 +232,10 @@ impl Engine {
         };
         let (mut rollups, mut dedupe, from) = match latest {
             Some(cp) => {
-                let snap: Snapshot<Rollups, Dedupe> = postcard::from_bytes(&cp.bytes)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
+                let (rollups, dedupe) = snapshot::decode(&cp.bytes)?;
                 recovery.checkpoint_position = Some(cp.pos);
                 recovery.checkpoints_skipped_corrupt = cp.skipped_corrupt;
-                (snap.rollups, snap.dedupe, cp.pos)
+                (rollups, dedupe, cp.pos)
             }
             None => (Rollups::new(), Dedupe::default(), LogPosition::default()),
         };
@@ -699,10 +692,7 @@ impl Writer {
             .fetch_add(compacted.values_dropped as u64, Ordering::Relaxed);
         let bytes = {
             let state = self.state.read();
-            postcard::to_allocvec(&Snapshot {
-                rollups: &*state,
-                dedupe: &self.dedupe,
-            })
+            snapshot::encode(&state, &self.dedupe)
         };
         let bytes = match bytes {
             Ok(b) => b,

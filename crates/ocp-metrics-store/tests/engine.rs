@@ -1,8 +1,6 @@
 //! The engine end to end on a real data dir: chunking, duplication and restarts never change an
 //! answer, and acknowledged events survive reopening.
 
-use jiff::Timestamp;
-use ocp_metrics_core::event::EventDraft;
 use ocp_metrics_core::query::Query;
 use ocp_metrics_core::{Answer, Clock, Endpoint, Event, ManualClock};
 use ocp_metrics_store::{Engine, EngineConfig};
@@ -11,43 +9,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::now;
-
-/// A small stream: per session a start, a miniApp end and a session end, spread over two days.
-fn events(sessions: &[(u16, u16)]) -> Vec<Event> {
-    let mut out = Vec::new();
-    for (i, &(ago_minutes, dur_seconds)) in sessions.iter().enumerate() {
-        let end = now().as_second() - i64::from(ago_minutes) * 60;
-        let start = end - i64::from(dur_seconds);
-        let ts = |s: i64| Timestamp::from_second(s).unwrap().to_string();
-        let (start_s, end_s) = (ts(start), ts(end));
-        let session = format!("s{i}");
-        for (n, kind) in ["session_start", "miniapp_end", "session_end"]
-            .iter()
-            .enumerate()
-        {
-            let id = format!("{i}-{n}");
-            let d = EventDraft {
-                id: Some(&id),
-                kind: Some(kind),
-                time: Some(if n == 0 { &start_s } else { &end_s }),
-                group: Some(if i % 3 == 0 { "acme" } else { "globex" }),
-                session_id: Some(&session),
-                channel: Some(if i % 2 == 0 { "chat" } else { "omIVR" }),
-                region: Some("eu1"),
-                started_at: Some(&start_s),
-                miniapp_name: Some("Menu"),
-                miniapp_id: Some("m"),
-                miniapp_type: Some("Intent"),
-                locale: Some("en-US"),
-                result: Some(if i % 4 == 0 { "fail" } else { "success" }),
-                ..EventDraft::default()
-            };
-            out.push(Event::parse(&d, now()).unwrap());
-        }
-    }
-    out
-}
+use common::{events, now};
 
 fn queries() -> Vec<Query> {
     common::queries(&[

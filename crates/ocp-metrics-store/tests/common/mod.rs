@@ -1,7 +1,11 @@
 //! What the engine tests share: the test clock, the dashboard queries they compare, and the
 //! from-scratch recomputation the engine's answers must equal.
 
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
+
 use jiff::Timestamp;
+use ocp_metrics_core::event::EventDraft;
 use ocp_metrics_core::query::{Query, QueryDraft};
 use ocp_metrics_core::rollup::Horizons;
 use ocp_metrics_core::{Answer, Endpoint, Event, Rollups};
@@ -51,4 +55,40 @@ pub fn recompute(events: &[Event], queries: &[Query]) -> Vec<Answer> {
 /// The engine's answers.
 pub fn answers(engine: &Engine, queries: &[Query]) -> Vec<Answer> {
     queries.iter().map(|q| engine.query(q).unwrap()).collect()
+}
+
+/// A small stream: per session a start, a miniApp end and a session end, spread over two days.
+pub fn events(sessions: &[(u16, u16)]) -> Vec<Event> {
+    let mut out = Vec::new();
+    for (i, &(ago_minutes, dur_seconds)) in sessions.iter().enumerate() {
+        let end = now().as_second() - i64::from(ago_minutes) * 60;
+        let start = end - i64::from(dur_seconds);
+        let ts = |s: i64| Timestamp::from_second(s).unwrap().to_string();
+        let (start_s, end_s) = (ts(start), ts(end));
+        let session = format!("s{i}");
+        for (n, kind) in ["session_start", "miniapp_end", "session_end"]
+            .iter()
+            .enumerate()
+        {
+            let id = format!("{i}-{n}");
+            let d = EventDraft {
+                id: Some(&id),
+                kind: Some(kind),
+                time: Some(if n == 0 { &start_s } else { &end_s }),
+                group: Some(if i % 3 == 0 { "acme" } else { "globex" }),
+                session_id: Some(&session),
+                channel: Some(if i % 2 == 0 { "chat" } else { "omIVR" }),
+                region: Some("eu1"),
+                started_at: Some(&start_s),
+                miniapp_name: Some("Menu"),
+                miniapp_id: Some("m"),
+                miniapp_type: Some("Intent"),
+                locale: Some("en-US"),
+                result: Some(if i % 4 == 0 { "fail" } else { "success" }),
+                ..EventDraft::default()
+            };
+            out.push(Event::parse(&d, now()).unwrap());
+        }
+    }
+    out
 }
