@@ -30,6 +30,7 @@
 mod catalog;
 mod curve;
 mod render;
+pub use render::push_rfc3339_ms;
 mod rng;
 pub mod send;
 mod story;

@@ -62,32 +62,17 @@ fn digits_into(out: &mut [u8], mut v: u32) {
     }
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
-/// `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// Appends `ms` (milliseconds since the epoch, years 0000-9999) as RFC 3339 in UTC with
 /// milliseconds, e.g. `2026-11-25T10:01:02.345Z`.
-pub(crate) fn push_rfc3339_ms(out: &mut String, ms: i64) {
+pub fn push_rfc3339_ms(out: &mut String, ms: i64) {
     let secs = ms.div_euclid(1000);
     let milli = ms.rem_euclid(1000) as u32;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let (y, mo, d) = ocp_metrics_core::time::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400) as u32;
     let mut b = *b"0000-00-00T00:00:00.000Z";
     digits_into(&mut b[0..4], y.clamp(0, 9999) as u32);
-    digits_into(&mut b[5..7], mo);
-    digits_into(&mut b[8..10], d);
+    digits_into(&mut b[5..7], mo as u32);
+    digits_into(&mut b[8..10], d as u32);
     digits_into(&mut b[11..13], sod / 3600);
     digits_into(&mut b[14..16], sod / 60 % 60);
     digits_into(&mut b[17..19], sod % 60);
