@@ -18,7 +18,7 @@ import time
 
 import duckdb
 
-# Every wire field (CONTRACT section 2), read as text; typed and defaulted below.
+# Every wire field (docs/api.md section 3.3), read as text; typed and defaulted below.
 COLUMNS = {
     "id": "VARCHAR", "type": "VARCHAR", "time": "VARCHAR", "group": "VARCHAR",
     "session_id": "VARCHAR", "channel": "VARCHAR", "region": "VARCHAR", "test": "BOOLEAN",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// `started_at` of end events, else `time`) computed on insert. 18.16 has no DateTime64 and
 /// cannot read RFC 3339 with milliseconds into DateTime, so times arrive as strings and are
 /// parsed by `parseDateTimeBestEffort` (second precision is all the benchmark's buckets need).
-/// `root` is Nullable so that an absent field can default to true as the contract says.
+/// `root` is Nullable so that an absent field can default to true as docs/api.md says.
 const COLUMNS: &str = "
     id String, type String, time String, `group` String, session_id String,
     channel String, region String, test UInt8, started_at String,

@@ -6,7 +6,7 @@
 //! by `miniapp_name` and `locale` over its traffic alone has a few dozen series. Dashboards of a
 //! large tenant see far more, so the bench adds sessions that invoke miniApps drawn from
 //! [`TAIL_NAMES`] x [`TAIL_LOCALES`] (1,000 pairs), written in the same wire format
-//! (CONTRACT section 2), including re-sent duplicates.
+//! (docs/api.md section 3), including re-sent duplicates.
 //!
 //! The data set has two parts, each a merge of both generators: *history* (from
 //! `HISTORY_DAYS` ago to 48 hours ago, at a low flat rate) and *recent* (the last 48 hours, at a
@@ -294,7 +294,7 @@ impl TailStream {
                 "error" if rng.chance(0.7) => (1, 0),
                 "error" => (0, 1),
                 // Errors inside an otherwise successful invocation happen too, and batch counts
-                // them as errors (CONTRACT section 4).
+                // them as errors (docs/api.md section 6).
                 _ if rng.chance(0.01) => (1, 0),
                 _ => (0, 0),
             };

@@ -1,6 +1,6 @@
 //! The fixed set of dashboard queries: each as an ocp-metrics API request and as SQL over raw
-//! events (ClickHouse and DuckDB dialects) computing the same numbers under CONTRACT sections
-//! 3-4, and the comparison of their answers bucket by bucket.
+//! events (ClickHouse and DuckDB dialects) computing the same numbers under docs/api.md
+//! sections 4 and 6, and the comparison of their answers bucket by bucket.
 
 use anyhow::{Context, bail};
 use jiff::civil::Weekday;
@@ -203,7 +203,7 @@ impl QuerySpec {
         }
     }
 
-    /// The API request body (CONTRACT section 5).
+    /// The API request body (docs/api.md section 5).
     pub fn body(&self, group: &str) -> anyhow::Result<String> {
         let filters: serde_json::Map<String, Value> = self
             .filters
@@ -252,7 +252,7 @@ impl QuerySpec {
 
     /// SQL over a table of deduplicated raw events that yields, per bucket label (the local
     /// bucket start as `yyyy-MM-dd HH:mm:ss`) and per combination of split dimensions, one
-    /// column per metric. Attribution follows CONTRACT section 3: the time column `s` is the
+    /// column per metric. Attribution follows docs/api.md section 4: the time column `s` is the
     /// `started_at` of end events.
     pub fn sql(&self, dialect: Dialect, table: &str, group: &str) -> String {
         use Dialect::*;
@@ -293,7 +293,7 @@ impl QuerySpec {
                 "miniapps_invocations" | "totalinvocations" | "dialogs" => count(),
                 "miniapps_invocations_successful" => count_if("result = 'success'"),
                 "miniapps_no_inputs" => "sum(no_inputs)".to_string(),
-                // Batch classes, first match wins (CONTRACT section 4).
+                // Batch classes, first match wins (docs/api.md section 6).
                 "successfultasks" => count_if(&format!("result = 'success' AND {errs} = 0")),
                 "errortasks" => count_if(&format!("(result = 'error' OR {errs} > 0)")),
                 "sessions" => count_if("type = 'session_end'"),
@@ -360,7 +360,7 @@ pub struct AnswerShape {
     pub bytes: usize,
 }
 
-/// Normalizes an ocp-metrics answer (CONTRACT section 5).
+/// Normalizes an ocp-metrics answer (docs/api.md section 5.4).
 pub fn norm_ours(spec: &QuerySpec, body: &[u8]) -> anyhow::Result<(Norm, AnswerShape)> {
     let v: Vec<Value> = serde_json::from_slice(body).with_context(|| {
         format!(

@@ -8,7 +8,7 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-/// How long an accepted id is remembered, in hours. The contract asks for at least 48 hours;
+/// How long an accepted id is remembered, in hours. docs/api.md promises at least 48 hours;
 /// one more hour means an id is never forgotten early because of hour rounding.
 pub const DEDUPE_HORIZON_HOURS: i64 = 49;
 

@@ -1,4 +1,4 @@
-//! The event model (CONTRACT section 2): an [`EventDraft`] is what a producer sent, with every
+//! The event model (docs/api.md section 3): an [`EventDraft`] is what a producer sent, with every
 //! field optional; [`Event::parse`] turns it into a normalised [`Event`] or says which field is
 //! wrong and how. Only normalised events reach the log and the rollups.
 
@@ -123,7 +123,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// The "had at least one system error" test of the batch classes (CONTRACT section 4).
+    /// The "had at least one system error" test of the batch classes (docs/api.md section 6).
     pub fn has_errors(&self) -> bool {
         self.system_errors > 0 || self.critical_errors > 0
     }
@@ -151,7 +151,7 @@ const EVENT_TYPES: &str =
     "session_start, session_end, dialog_start, dialog_end, miniapp_start, miniapp_end";
 
 impl Event {
-    /// Validates a draft against CONTRACT section 2, reading "now" for the future-skew and
+    /// Validates a draft against docs/api.md section 3.4, reading "now" for the future-skew and
     /// retention rules.
     pub fn parse(d: &EventDraft<'_>, now: Timestamp) -> Result<Event, EventError> {
         let kind_name = required(d.kind, "type", "every event")?;

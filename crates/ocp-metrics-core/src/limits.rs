@@ -1,14 +1,14 @@
 //! Named limits of the core. Every bound the core enforces lives here, units last, so that an
 //! operator can find them and the docs can quote them.
 
-/// Longest accepted string field of an event, in bytes (CONTRACT section 2).
+/// Longest accepted string field of an event, in bytes (docs/api.md section 3.3).
 pub const EVENT_STRING_BYTES_MAX: usize = 256;
-/// Longest accepted event id, in characters (CONTRACT section 2).
+/// Longest accepted event id, in characters (docs/api.md section 3.3).
 pub const EVENT_ID_CHARS_MAX: usize = 128;
 /// Largest accepted per-event count (`no_inputs` and friends). A single dialog with more than a
 /// million no-inputs is a producer bug, and the bound keeps every rollup sum far from overflow.
 pub const EVENT_COUNT_MAX: u64 = 1_000_000;
-/// How far ahead of the server clock an event `time` may be (CONTRACT section 2), in seconds.
+/// How far ahead of the server clock an event `time` may be (docs/api.md section 3.4), in seconds.
 pub const EVENT_FUTURE_SKEW_SECONDS_MAX: i64 = 5 * 60;
 /// Real-time retention promised to users, in seconds (48 hours).
 pub const RT_RETENTION_SECONDS: i64 = 48 * 3600;
@@ -20,7 +20,7 @@ pub const BATCH_RETENTION_SECONDS: i64 = 720 * 86_400;
 /// A query `start` may lie this far before the retention limit and is then clamped to it rather
 /// than refused: clients compute `now - 48h` a moment before we read our clock, in seconds.
 pub const QUERY_START_GRACE_SECONDS: i64 = 5 * 60;
-/// Most series in one answer (CONTRACT section 5).
+/// Most series in one answer (docs/api.md section 5.4).
 pub const ANSWER_SERIES_MAX: usize = 10_000;
 /// Most data points (series x buckets) in one answer: 10,000 series of 720 daily points would be
 /// a 200 MB answer, so the product bounds the answer, not just the series count.

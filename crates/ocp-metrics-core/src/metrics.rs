@@ -1,4 +1,4 @@
-//! Metric definitions (CONTRACT section 4): the rollup families, their dimensions and counter
+//! Metric definitions (docs/api.md section 6): the rollup families, their dimensions and counter
 //! columns, the endpoints and the metrics each one serves, and the pure function that says what
 //! one event adds to which family.
 //!
@@ -300,8 +300,8 @@ impl Endpoint {
         }
     }
 
-    /// v2 is deprecated (seed: "supported until end of Q4 2024"); its answers carry the
-    /// `Deprecation` and `Sunset` headers.
+    /// v2 is deprecated (the public API supports it "until end of Q4 2024"); its answers carry
+    /// the `Deprecation` and `Sunset` headers (docs/api.md section 5.5).
     pub fn is_deprecated(self) -> bool {
         matches!(
             self,

@@ -1,5 +1,5 @@
-//! Queries (CONTRACT section 5): [`Query::parse`] turns a [`QueryDraft`] into a valid query or a
-//! [`QueryError`] that says how to fix it; [`Rollups::query`] answers it.
+//! Queries (docs/api.md section 5): [`Query::parse`] turns a [`QueryDraft`] into a valid query
+//! or a [`QueryError`] that says how to fix it; [`Rollups::query`] answers it.
 
 use crate::domain::GroupName;
 use crate::limits::{

@@ -22,9 +22,9 @@ use tokio::sync::watch;
 /// Request-level limits of the HTTP layer, units last.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest ingest body as sent (CONTRACT section 2: 32 MiB).
+    /// Largest ingest body as sent (docs/api.md section 12.2: 32 MiB).
     pub body_bytes_max: usize,
-    /// Largest ingest body once decompressed (CONTRACT section 2: 256 MiB).
+    /// Largest ingest body once decompressed (docs/api.md section 12.2: 256 MiB).
     pub decoded_bytes_max: usize,
     /// Most events in one ingest request.
     pub events_per_request_max: usize,

@@ -14,7 +14,7 @@ use ocp_metrics_core::{Endpoint, Query};
 pub const QUERY_BODY_BYTES_MAX: usize = 1 << 20;
 
 /// v2's deprecation date (RFC 9745 structured date: 2024-01-01T00:00:00Z) and its sunset at the
-/// end of Q4 2024 as the seed documents (RFC 8594 HTTP-date).
+/// end of Q4 2024 as the public API documents (RFC 8594 HTTP-date; docs/api.md section 5.5).
 const DEPRECATION: &str = "@1704067200";
 const SUNSET: &str = "Tue, 31 Dec 2024 23:59:59 GMT";
 

@@ -1,4 +1,4 @@
-//! A deterministic, seeded generator of realistic OCP event traffic (CONTRACT section 2), and a
+//! A deterministic, seeded generator of realistic OCP event traffic (docs/api.md section 3), and a
 //! driver ([`send`]) that posts it to an ingest endpoint.
 //!
 //! The simulator is a *producer*: it yields NDJSON lines exactly as a real OCP platform would
@@ -497,7 +497,7 @@ impl std::iter::FusedIterator for EventStream {}
 pub const EVENTS_PER_SESSION: f64 = 10.5;
 /// The flat load of [`SimConfig::with_event_rate`] runs this much above the requested rate.
 const RATE_HEADROOM: f64 = 1.1;
-/// Longest group name, bytes: keeps event ids under the contract's 128 characters.
+/// Longest group name, bytes: keeps event ids under the 128 characters of docs/api.md.
 const MAX_GROUP_NAME_BYTES: usize = 64;
 /// Upper bound of `sessions_per_hour_peak`.
 const MAX_SESSIONS_PER_HOUR: f64 = 1e9;

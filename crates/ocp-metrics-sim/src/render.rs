@@ -1,4 +1,4 @@
-//! Writing events as NDJSON lines (CONTRACT section 2), by hand.
+//! Writing events as NDJSON lines (docs/api.md section 3), by hand.
 //!
 //! Every string written here is either from the fixed catalogue (known to need no escaping) or
 //! a group name escaped once when the simulator is built, so a line is a sequence of

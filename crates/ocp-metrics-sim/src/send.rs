@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::Simulator;
 
-/// The server's answer to one ingest request (CONTRACT section 2).
+/// The server's answer to one ingest request (docs/api.md section 3.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct IngestReply {
     pub accepted: u64,

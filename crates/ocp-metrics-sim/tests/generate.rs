@@ -1,5 +1,5 @@
-//! The generator's output: determinism, contract validity, session consistency, load curve and
-//! proportions.
+//! The generator's output: determinism, validity (docs/api.md section 3), session consistency,
+//! load curve and proportions.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The public HTTP API against the real binary (CONTRACT sections 2-5 and 7): ingest formats
+//! The public HTTP API against the real binary (docs/api.md sections 3 to 8): ingest formats
 //! and validation, every query endpoint and metric, bucketing, filters, drilldown, time zones,
 //! v2 deprecation headers, and every error status that needs no auth details.
 
@@ -10,7 +10,8 @@ use support::*;
 
 // ------------------------------------------------------------------------------------ data
 
-/// The seed's Example 3: a call 10:01-10:08 with three miniApps (session `s1`).
+/// The worked example of docs/api.md section 4.5 (the public API's Example 3): a call
+/// 10:01-10:08 with three miniApps (session `s1`).
 fn example3() -> Vec<Value> {
     vec![
         ev("session_start", "x3-ss", "10:01"),
@@ -584,7 +585,7 @@ fn every_endpoint_every_metric() {
     "#]],
     );
 
-    // Batch invariants of CONTRACT section 4, bucket by bucket.
+    // Batch invariants of docs/api.md section 6, bucket by bucket.
     let a = server.query_ok(
         &token,
         BATCH_DIALOGS_V3,
@@ -608,7 +609,7 @@ fn every_endpoint_every_metric() {
     }
 }
 
-/// CONTRACT section 3 with the seed's Example 3, step by step as the events arrive.
+/// docs/api.md section 4 with the worked example (4.5), step by step as the events arrive.
 #[test]
 fn seed_example_3_over_http() {
     let server = TestServer::start();
@@ -671,7 +672,7 @@ fn seed_example_3_over_http() {
     );
     assert_eq!(mini().labels(), labels_every("10:00", 5, 3));
 
-    // Hour roll-up of sessions is the sum of the 5-minute values (the seed's "roll up").
+    // Hour roll-up of sessions is the sum of the 5-minute values (docs/api.md section 4.2).
     let a = server.query_ok(
         &token,
         RT_SESSIONS_V3,
@@ -1163,7 +1164,7 @@ fn dst_fall_back_sums_under_one_label() {
     );
 }
 
-/// CONTRACT section 5: at most 10,000 series in one answer.
+/// docs/api.md section 5.4: at most 10,000 series in one answer.
 #[test]
 fn answer_series_limit() {
     let server = TestServer::start();
@@ -1195,7 +1196,7 @@ fn answer_series_limit() {
 
 // ---------------------------------------------------------------------------------- errors
 
-/// Every error status of CONTRACT section 7 that needs no auth details; every error body is
+/// Every error status of docs/api.md section 8 that needs no auth details; every error body is
 /// `{"message": non-empty}`; the server survives all of them.
 #[test]
 fn error_statuses() {

@@ -1,6 +1,6 @@
-//! Authentication and tenancy against the real binary (CONTRACT section 6): bearer tokens,
-//! scopes, groups, OAuth 2.0 client credentials, personal access tokens, the admin API, the
-//! registry on disk, and rate limiting.
+//! Authentication and tenancy against the real binary (docs/api.md sections 2 and 9): bearer
+//! tokens, scopes, groups, OAuth 2.0 client credentials, personal access tokens, the admin API,
+//! the registry on disk, and rate limiting.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Durability against the real binary (CONTRACT sections 1 and 2): "a 200 means every accepted
+//! Durability against the real binary (docs/api.md section 3.2): "a 200 means every accepted
 //! event is durable: it survives kill -9 of the server right after the answer", nothing is
 //! half-applied, dedupe survives restarts, and SIGTERM drains, flushes and exits 0.
 

@@ -1,7 +1,7 @@
 //! Admission: the bounds on how much state one group may grow, checked for each event BEFORE it
 //! is logged, so that [`Rollups::apply`] stays infallible and a refused event is never durable.
 //!
-//! Two bounds (CONTRACT section 7: a limit is a message, never a silent drop):
+//! Two bounds (docs/api.md section 12: a limit is a message, never a silent drop):
 //! - distinct values per dimension, per family, per group ([`DIMENSION_VALUES_MAX`]);
 //! - real-time session spans tracked per group ([`RT_SESSIONS_PER_GROUP_MAX`]).
 //!

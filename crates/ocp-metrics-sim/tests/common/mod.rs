@@ -1,4 +1,5 @@
-//! Shared test helpers: an independent reading of CONTRACT section 2's validation rules.
+//! Shared test helpers: an independent reading of the validation rules of docs/api.md
+//! section 3.
 
 #![allow(dead_code)]
 
@@ -61,7 +62,7 @@ fn check_strings(v: &Value, path: &str) -> Result<(), String> {
     }
 }
 
-/// Validates one line against CONTRACT section 2 and returns its parsed form.
+/// Validates one line against docs/api.md section 3 and returns its parsed form.
 pub fn validate(line: &str, emit_at: Timestamp) -> Result<Ev, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     check_strings(&v, "")?;

@@ -536,7 +536,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// Parses an answer and checks CONTRACT section 5's shape: an array of
+    /// Parses an answer and checks the shape of docs/api.md section 5.4: an array of
     /// `{"metric", "tags", "dps"}`, tags all strings, `dps` keys `yyyy-MM-dd HH:mm:ss.S` in
     /// strictly ascending order, values integers >= 0, every series with the same labels.
     ///
@@ -825,7 +825,7 @@ pub const BATCH_DIALOGS_V2: &str = "/metrics-api/v2/batch/metrics/dialogs";
 pub const BATCH_SESSIONS_V2: &str = "/metrics-api/v2/batch/metrics/sessions";
 pub const BATCH_MINIAPPS_V2: &str = "/metrics-api/v2/batch/metrics/miniapps";
 
-/// Every query endpoint with every metric it serves (CONTRACT section 4 and the seed).
+/// Every query endpoint with every metric it serves (docs/api.md section 6).
 pub const ENDPOINTS: &[(&str, &[&str])] = &[
     (
         RT_DIALOGS_V3,
