@@ -3,8 +3,9 @@
 //! and the dedupe set (49 h) must level off once the clock passes their horizons; the log must
 //! stay bounded by checkpoints; batch data grows by one day's worth per day (720-day retention).
 //!
-//! `#[ignore]`d (it takes about a minute in release): `scripts/soak.sh --accelerated` runs it.
-//! `SOAK_DAYS` (default 4) and `SOAK_EVENTS_PER_MINUTE` (default 100) tune it.
+//! It runs in every `cargo test` (so in CI) at its defaults; `scripts/soak.sh --accelerated`
+//! runs it longer in release. `SOAK_DAYS` (default 4) and `SOAK_EVENTS_PER_MINUTE` (default
+//! 100) tune it.
 
 use jiff::{SignedDuration, Timestamp};
 use ocp_metrics_core::event::EventDraft;
