@@ -299,8 +299,13 @@ impl Noise {
     ) -> T {
         let meter = CpuMeter::start(pids);
         let out = timed();
-        self.0.push((label.into(), meter.foreign_share()));
+        self.push(label, meter.foreign_share());
         out
+    }
+
+    /// Records that other processes used `share` (0 to 1) of the CPU during phase `label`.
+    pub fn push(&mut self, label: impl Into<String>, share: f64) {
+        self.0.push((label.into(), share));
     }
 
     /// The phase with the largest share, and that share (0 with no phase).

@@ -523,6 +523,23 @@ mod tests {
     }
 
     #[test]
+    fn noise_line_names_the_worst_phase_and_warns_above_the_quiet_share() {
+        let mut ours = Noise::default();
+        ours.push("ingest A", 0.01);
+        ours.push("query latency", 0.04);
+        assert_eq!(
+            noise_line(&ours, None),
+            "CPU used by other processes during timed phases: ocp-metrics at most 4.0% (query latency).\n\n"
+        );
+        let mut ch = Noise::default();
+        ch.push("queries per second", 0.2);
+        assert_eq!(
+            noise_line(&ours, Some(&ch)),
+            "CPU used by other processes during timed phases: ocp-metrics at most 4.0% (query latency), ClickHouse at most 20.0% (queries per second). **WARNING: the machine was not quiet; these numbers are skewed.**\n\n"
+        );
+    }
+
+    #[test]
     fn table_has_ratios() {
         let rows = vec![
             Row::new("q", "ms", false)
