@@ -230,13 +230,9 @@ pub fn perf_stop(child: Option<Child>) {
     }
 }
 
-/// [`perf_record`] into `out` if `enabled` (`--perf`), after it has attached.
-pub fn start_perf(enabled: bool, pid: u32, out: &Path) -> Option<Child> {
-    if enabled {
-        perf_record(pid, out, true)
-    } else {
-        None
-    }
+/// [`perf_record`] into `out` if there is one (`--perf`), after it has attached.
+pub fn start_perf(pid: u32, out: Option<&Path>) -> Option<Child> {
+    out.and_then(|out| perf_record(pid, out, true))
 }
 
 /// Seconds to wait for a quiet machine before a timed phase (see `--quiet-wait`).

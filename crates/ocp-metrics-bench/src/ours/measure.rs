@@ -12,7 +12,7 @@ use crate::{Phase, Scale, phases_json, say};
 use anyhow::bail;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What ocp-metrics measured, and its answers (the reference the baselines are compared with).
@@ -75,8 +75,10 @@ pub fn run_ours(
     let mut m = Measure {
         perf,
         work,
-        run_id: Timestamp::now().as_millisecond() as u64,
-        probe_n: 0,
+        probes: Probes {
+            run_id: Timestamp::now().as_millisecond() as u64,
+            next: 0,
+        },
         noise: Noise::default(),
     };
 
@@ -149,15 +151,20 @@ pub fn run_ours(
     })
 }
 
-/// The state the measurements share: options, the probe counter and the CPU noise.
+/// The state the measurements share: options, the probe numbers and the CPU noise.
 struct Measure<'a> {
     perf: bool,
     work: &'a Path,
+    probes: Probes,
+    noise: Noise,
+}
+
+/// Numbers freshness probes.
+struct Probes {
     /// Makes probe ids unique across runs against the same data directory.
     run_id: u64,
     /// The next unused probe number.
-    probe_n: u64,
-    noise: Noise,
+    next: u64,
 }
 
 /// The query suite and its request bodies.
@@ -211,6 +218,11 @@ struct SeriesMemory {
 }
 
 impl Measure<'_> {
+    /// Where a `perf` profile named `name` goes, with `--perf`.
+    fn perf_out(&self, name: &str) -> Option<PathBuf> {
+        self.perf.then(|| self.work.join(name))
+    }
+
     /// The four ingest phases; phase D with freshness probes (and a profile with `--perf`).
     fn ingest(
         &mut self,
@@ -220,35 +232,25 @@ impl Measure<'_> {
     ) -> anyhow::Result<(Vec<(Phase, IngestRun)>, Freshness)> {
         let mut fresh_load = Freshness::default();
         let pids = [s.proc.pid()];
+        let perf_out = self.perf_out("perf-ingest.data");
         let ingest = crate::ingest_phases(
             scale,
             data_path,
             |p| p.batch,
             |phase, batches| {
-                let target = s.ingest_target();
                 wait_quiet(&pids, &format!("ingest {}", phase.label));
-                let run = self
-                    .noise
-                    .meter(format!("ingest {}", phase.label), &pids, || {
-                        if phase.label != "D" {
-                            return http::ingest(&target, batches, phase.producers, phase.batch);
-                        }
-                        let perf = procs::start_perf(
-                            self.perf,
-                            s.proc.pid(),
-                            &self.work.join("perf-ingest.data"),
-                        );
-                        let probe_agent = http::agent();
-                        let (run, n) = procs::with_probes(
-                            |n| s.probe(&probe_agent, n, self.run_id),
-                            self.probe_n,
-                            &mut fresh_load,
-                            || http::ingest(&target, batches, phase.producers, phase.batch),
-                        )?;
+                let label = format!("ingest {}", phase.label);
+                let run = self.noise.meter(label, &pids, || {
+                    if phase.label == "D" {
+                        let perf = procs::start_perf(s.proc.pid(), perf_out.as_deref());
+                        let run =
+                            ingest_probed(s, phase, batches, &mut self.probes, &mut fresh_load);
                         procs::perf_stop(perf);
-                        self.probe_n = n;
-                        Ok(run)
-                    })?;
+                        run
+                    } else {
+                        http::ingest(&s.ingest_target(), batches, phase.producers, phase.batch)
+                    }
+                })?;
                 say_ingest(phase, &run);
                 Ok(run)
             },
@@ -265,8 +267,8 @@ impl Measure<'_> {
     ) -> anyhow::Result<Freshness> {
         let mut fresh = Freshness::default();
         for _ in 0..probes {
-            fresh.push(s.probe(agent, self.probe_n, self.run_id)?);
-            self.probe_n += 1;
+            fresh.push(s.probe(agent, self.probes.next, self.probes.run_id)?);
+            self.probes.next += 1;
         }
         Ok(fresh)
     }
@@ -281,7 +283,7 @@ impl Measure<'_> {
     ) -> anyhow::Result<(Vec<Norm>, Vec<QueryTiming>, f64)> {
         let pids = [s.proc.pid()];
         wait_quiet(&pids, "queries");
-        let perf = procs::start_perf(self.perf, s.proc.pid(), &self.work.join("perf-query.data"));
+        let perf = procs::start_perf(s.proc.pid(), self.perf_out("perf-query.data").as_deref());
         let (answers, timings) = self.noise.meter("query latency", &pids, || {
             let mut answers = Vec::new();
             let mut timings = Vec::new();
@@ -321,8 +323,7 @@ impl Measure<'_> {
     ) -> anyhow::Result<Restarts> {
         wait_quiet(&[s.proc.pid()], "restart after kill -9");
         s.proc.kill9();
-        let perf_restart = self.work.join("perf-restart-kill9.data");
-        let ready_crash = s.restart(self.perf.then_some(perf_restart.as_path()))?;
+        let ready_crash = s.restart(self.perf_out("perf-restart-kill9.data").as_deref())?;
         let mut consistent = same_answers(s, agent, suite, answers, "kill -9 and restart")?;
         say(format!(
             "ocp-metrics restart after kill -9: ready in {:.0} ms",
@@ -331,8 +332,7 @@ impl Measure<'_> {
         wait_quiet(&[s.proc.pid()], "restart after SIGTERM");
         let shutdown = s.proc.terminate(SHUTDOWN_TIMEOUT)?;
         let disk_after_shutdown = procs::dir_bytes(dir);
-        let perf_restart = self.work.join("perf-restart-sigterm.data");
-        let ready_graceful = s.restart(self.perf.then_some(perf_restart.as_path()))?;
+        let ready_graceful = s.restart(self.perf_out("perf-restart-sigterm.data").as_deref())?;
         consistent &= same_answers(s, agent, suite, answers, "SIGTERM and restart")?;
         std::thread::sleep(SETTLE);
         let rss = s.proc.rss_bytes();
@@ -351,6 +351,26 @@ impl Measure<'_> {
             consistent,
         })
     }
+}
+
+/// Sends one phase's batches while probing freshness into `fresh`.
+fn ingest_probed(
+    s: &Ours,
+    phase: &Phase,
+    batches: &[Batch],
+    probes: &mut Probes,
+    fresh: &mut Freshness,
+) -> anyhow::Result<IngestRun> {
+    let target = s.ingest_target();
+    let probe_agent = http::agent();
+    let (run, next) = procs::with_probes(
+        |n| s.probe(&probe_agent, n, probes.run_id),
+        probes.next,
+        fresh,
+        || http::ingest(&target, batches, phase.producers, phase.batch),
+    )?;
+    probes.next = next;
+    Ok(run)
 }
 
 fn say_ingest(phase: &Phase, run: &IngestRun) {
