@@ -1,10 +1,15 @@
 //! The ClickHouse baseline: Debian's `clickhouse-server` (18.16 in bookworm) started as a
 //! background process with its own config in the run's work directory, fed the same NDJSON
 //! over its HTTP interface (`INSERT ... FORMAT JSONEachRow`), and asked the same questions in
-//! SQL over the raw events.
+//! SQL over the raw events (the measurements made with it are in [`measure`]).
+
+mod measure;
+
+pub use measure::{ChOut, run_clickhouse};
 
 use crate::http::{self, IngestTarget};
 use crate::procs::{self, Proc};
+use crate::queries::Rows;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -205,6 +210,14 @@ impl ClickHouse {
         Ok(text)
     }
 
+    /// Runs a `SELECT count() ...` and returns the count.
+    pub fn count(&self, sql: &str) -> anyhow::Result<u64> {
+        let text = self.exec(sql)?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("ClickHouse answered `{}` to `{sql}`", text.trim()))
+    }
+
     pub fn create_tables(&self) -> anyhow::Result<()> {
         self.exec("DROP TABLE IF EXISTS raw")?;
         self.exec("DROP TABLE IF EXISTS ev")?;
@@ -244,7 +257,7 @@ impl ClickHouse {
     }
 
     /// Runs a query returning rows as TSV fields.
-    pub fn rows(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    pub fn rows(&self, sql: &str) -> anyhow::Result<Rows> {
         let text = self.exec(&format!("{sql} FORMAT TabSeparated"))?;
         Ok(text
             .lines()

@@ -1,7 +1,7 @@
 //! The DuckDB baseline: runs `bench/duckdb_baseline.py` (the `duckdb` Python package) on the
 //! same NDJSON file and the same queries in DuckDB SQL, and reads its JSON result.
 
-use crate::queries::{Dialect, QuerySpec};
+use crate::queries::{Dialect, QuerySpec, Rows};
 use crate::stats::Latencies;
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use std::process::Command;
 
 #[derive(Debug, Deserialize)]
 pub struct DuckQuery {
-    pub rows: Vec<Vec<String>>,
+    pub rows: Rows,
     pub latencies_ms: Vec<f64>,
 }
 
@@ -26,6 +26,22 @@ pub struct DuckResult {
     pub db_bytes: u64,
     pub queries: BTreeMap<String, DuckQuery>,
     pub qps: f64,
+}
+
+impl DuckResult {
+    /// The measurements, for the JSON results (the answers are in the comparisons).
+    pub fn json(&self) -> serde_json::Value {
+        let queries: serde_json::Map<_, _> = self
+            .queries
+            .iter()
+            .map(|(k, q)| (k.clone(), json!(q.latencies().summary())))
+            .collect();
+        json!({
+            "version": self.version, "load_seconds": self.load_seconds,
+            "dedupe_seconds": self.dedupe_seconds, "rows": self.rows, "db_bytes": self.db_bytes,
+            "qps": self.qps, "queries": queries,
+        })
+    }
 }
 
 impl DuckQuery {

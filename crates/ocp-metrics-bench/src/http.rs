@@ -198,23 +198,25 @@ pub fn ingest(
     })
 }
 
-/// Runs `clients` threads that each call `run(client, i)` for i = 0, 1, ... until `duration`
-/// has passed, and returns completed calls per second. `run` returns an error to stop.
+/// Runs `clients` threads, each with its own agent, that each call `run(agent, client, i)` for
+/// i = 0, 1, ... until `duration` has passed, and returns completed calls per second. `run`
+/// returns an error to stop.
 pub fn throughput<F>(clients: usize, duration: Duration, run: F) -> anyhow::Result<f64>
 where
-    F: Fn(usize, usize) -> anyhow::Result<()> + Sync,
+    F: Fn(&ureq::Agent, usize, usize) -> anyhow::Result<()> + Sync,
 {
+    let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
     let done = AtomicU64::new(0);
     let error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     std::thread::scope(|s| {
-        for c in 0..clients {
+        for (c, agent) in agents.iter().enumerate() {
             let (done, error, stop, run) = (&done, &error, &stop, &run);
             s.spawn(move || {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
-                    if let Err(e) = run(c, i) {
+                    if let Err(e) = run(agent, c, i) {
                         error.lock().unwrap().get_or_insert(e);
                         stop.store(true, Ordering::Relaxed);
                         break;

@@ -1,10 +1,14 @@
-//! ocp-metrics under test: a server process, a token, ingest, queries and freshness probes.
+//! ocp-metrics under test: a server process, a token, ingest, queries and freshness probes
+//! (the measurements made with them are in [`measure`]).
+
+mod measure;
+
+pub use measure::{OursOut, run_ours};
 
 use crate::data::rfc3339_ms;
 use crate::http::{self, IngestTarget};
 use crate::procs::{self, Proc};
 use crate::queries::QuerySpec;
-use crate::stats::Latencies;
 use anyhow::{Context, bail};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -38,16 +42,12 @@ impl Ours {
             "expires_at": null,
         })
         .to_string();
-        let auth = format!("Bearer {ADMIN_TOKEN}");
-        let (status, answer) = http::send(
+        let (status, answer) = post(
             &agent,
-            "POST",
             &format!("{url}/admin/v1/tokens"),
-            &[
-                ("Authorization", auth.as_str()),
-                ("Content-Type", "application/json"),
-            ],
-            Some(body.as_bytes()),
+            ADMIN_TOKEN,
+            "application/json",
+            &body,
         )?;
         if status != 201 && status != 200 {
             bail!(
@@ -104,8 +104,25 @@ impl Ours {
         Ok(ready)
     }
 
-    pub fn auth(&self) -> String {
+    fn auth(&self) -> String {
         format!("Bearer {}", self.token)
+    }
+
+    /// Posts `body` to `path` of this server with its token; returns the status and answer.
+    fn post(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        post(
+            agent,
+            &format!("{}{path}", self.url),
+            &self.token,
+            content_type,
+            body,
+        )
     }
 
     pub fn ingest_target(&self) -> IngestTarget {
@@ -126,18 +143,8 @@ impl Ours {
         spec: &QuerySpec,
         body: &str,
     ) -> anyhow::Result<(Vec<u8>, Duration)> {
-        let auth = self.auth();
         let t = Instant::now();
-        let (status, out) = http::send(
-            agent,
-            "POST",
-            &format!("{}{}", self.url, spec.path()),
-            &[
-                ("Authorization", auth.as_str()),
-                ("Content-Type", "application/json"),
-            ],
-            Some(body.as_bytes()),
-        )?;
+        let (status, out) = self.post(agent, spec.path(), "application/json", body)?;
         let elapsed = t.elapsed();
         if status != 200 {
             bail!(
@@ -182,18 +189,9 @@ impl Ours {
             "result": "success",
         })
         .to_string();
-        let auth = self.auth();
         let t0 = Instant::now();
-        let (status, body) = http::send(
-            agent,
-            "POST",
-            &format!("{}/ingest/v1/events", self.url),
-            &[
-                ("Authorization", auth.as_str()),
-                ("Content-Type", "application/x-ndjson"),
-            ],
-            Some(event.as_bytes()),
-        )?;
+        let (status, body) =
+            self.post(agent, "/ingest/v1/events", "application/x-ndjson", &event)?;
         if status != 200 {
             bail!(
                 "probe ingest answered {status}: {}",
@@ -222,15 +220,11 @@ impl Ours {
         })
         .to_string();
         loop {
-            let (status, out) = http::send(
+            let (status, out) = self.post(
                 agent,
-                "POST",
-                &format!("{}/metrics-api/v3/realtime/metrics/miniapps", self.url),
-                &[
-                    ("Authorization", auth.as_str()),
-                    ("Content-Type", "application/json"),
-                ],
-                Some(query.as_bytes()),
+                "/metrics-api/v3/realtime/metrics/miniapps",
+                "application/json",
+                &query,
             )?;
             if status != 200 {
                 bail!(
@@ -254,9 +248,23 @@ impl Ours {
     }
 }
 
-/// Freshness samples: acknowledgement and 200-to-visible, in milliseconds.
-#[derive(Debug, Default)]
-pub struct Freshness {
-    pub ack: Latencies,
-    pub visible: Latencies,
+/// Posts `body` to `url` with a bearer `token`; returns the status and answer.
+fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let auth = format!("Bearer {token}");
+    http::send(
+        agent,
+        "POST",
+        url,
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", content_type),
+        ],
+        Some(body.as_bytes()),
+    )
 }

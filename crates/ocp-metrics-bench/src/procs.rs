@@ -1,11 +1,19 @@
-//! Child processes under test: start, measure (RSS, disk), stop gracefully or by `kill -9`.
+//! Processes around a measurement: children under test (start, RSS, disk, stop gracefully or by
+//! `kill -9`), `perf` profiles of them, and the other processes whose CPU use skews a timing.
 //! A child still running when its handle drops is killed, so a failed run leaves nothing behind.
 
+use crate::say;
+use crate::stats::{CpuMeter, Freshness};
 use anyhow::{Context, bail};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// A foreign CPU share below this is a quiet machine: timings taken then are trusted.
+pub const FOREIGN_SHARE_QUIET: f64 = 0.05;
 
 /// A running child process.
 #[derive(Debug)]
@@ -84,15 +92,17 @@ pub fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
 
 /// Resident set size of a process, in bytes (0 if it is gone).
 pub fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    proc_kib(&format!("/proc/{pid}/status"), "VmRSS:").map_or(0, |kb| kb * 1024)
+}
+
+/// The value of the `key` line (e.g. `MemTotal:`) of a `/proc` file that counts in kB.
+pub fn proc_kib(path: &str, key: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+    })
 }
 
 /// Bytes of the files under `dir` (their lengths).
@@ -188,7 +198,7 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Starts `perf record` on a process (cpu-clock samples with DWARF call graphs), and waits a
-/// moment for it to attach unless `quick`.
+/// moment for it to attach if `wait`.
 pub fn perf_record(pid: u32, out: &Path, wait: bool) -> Option<Child> {
     let child = Command::new("perf")
         .args([
@@ -218,4 +228,142 @@ pub fn perf_stop(child: Option<Child>) {
         let _ = signal(c.id(), "INT");
         let _ = c.wait();
     }
+}
+
+/// [`perf_record`] into `out` if there is one (`--perf`), after it has attached.
+pub fn start_perf(pid: u32, out: Option<&Path>) -> Option<Child> {
+    out.and_then(|out| perf_record(pid, out, true))
+}
+
+/// Seconds to wait for a quiet machine before a timed phase (see `--quiet-wait`).
+static QUIET_WAIT: AtomicU64 = AtomicU64::new(0);
+
+/// Sets how long [`wait_quiet`] waits at the most, for the whole run.
+pub fn set_quiet_wait(seconds: u64) {
+    QUIET_WAIT.store(seconds, Ordering::Relaxed);
+}
+
+/// Waits (up to `--quiet-wait`) until processes other than `pids` and this one use under 5% of
+/// the CPU time over a second.
+pub fn wait_quiet(pids: &[u32], phase: &str) {
+    let max = Duration::from_secs(QUIET_WAIT.load(Ordering::Relaxed));
+    if max.is_zero() {
+        return;
+    }
+    let t = Instant::now();
+    let mut share = 1.0;
+    while t.elapsed() < max {
+        let m = CpuMeter::start(pids);
+        std::thread::sleep(Duration::from_secs(1));
+        share = m.foreign_share();
+        if share < FOREIGN_SHARE_QUIET {
+            if t.elapsed() > Duration::from_secs(2) {
+                say(format!(
+                    "machine quiet again after {:.0} s",
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+            return;
+        }
+        if t.elapsed() < Duration::from_millis(1500) {
+            say(format!(
+                "other processes use {:.0}% of the CPU; waiting up to {} s before {phase}",
+                share * 100.0,
+                max.as_secs()
+            ));
+        }
+    }
+    say(format!(
+        "machine still busy ({:.0}% foreign CPU); measuring {phase} anyway",
+        share * 100.0
+    ));
+}
+
+/// The share of all CPU time that other processes used during each timed phase of one system,
+/// in the order measured.
+#[derive(Debug, Default)]
+pub struct Noise(Vec<(String, f64)>);
+
+impl Noise {
+    /// Runs `timed` while metering the CPU of processes other than `pids` and this one, and
+    /// records that share as `label`.
+    pub fn meter<T>(
+        &mut self,
+        label: impl Into<String>,
+        pids: &[u32],
+        timed: impl FnOnce() -> T,
+    ) -> T {
+        let meter = CpuMeter::start(pids);
+        let out = timed();
+        self.push(label, meter.foreign_share());
+        out
+    }
+
+    /// Records that other processes used `share` (0 to 1) of the CPU during phase `label`.
+    pub fn push(&mut self, label: impl Into<String>, share: f64) {
+        self.0.push((label.into(), share));
+    }
+
+    /// The phase with the largest share, and that share (0 with no phase).
+    pub fn worst(&self) -> (String, f64) {
+        self.0
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Phase to share, for the JSON results.
+    pub fn json(&self) -> Value {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+/// How often [`with_probes`] probes freshness.
+const PROBE_INTERVAL_MS: u64 = 100;
+
+/// Runs `ingest` while a thread calls `probe(n)` for n = `first`, `first` + 1, ... every 100 ms
+/// until it is done; adds the samples to `fresh` and returns the next unused n.
+pub fn with_probes<T>(
+    probe: impl Fn(u64) -> anyhow::Result<(Duration, Duration)> + Sync,
+    first: u64,
+    fresh: &mut Freshness,
+    ingest: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, u64)> {
+    let stop = AtomicBool::new(false);
+    let (result, (probed, next, err)) = std::thread::scope(|s| {
+        let prober = s.spawn(|| probe_until(&probe, first, &stop));
+        let r = ingest();
+        stop.store(true, Ordering::Relaxed);
+        (r, prober.join().expect("the probe thread panicked"))
+    });
+    if let Some(e) = err {
+        return Err(e.context("freshness probe"));
+    }
+    fresh.extend(probed);
+    Ok((result?, next))
+}
+
+/// The probe thread of [`with_probes`]: its samples, the next unused n, and the error that
+/// stopped it early, if any.
+fn probe_until(
+    probe: &impl Fn(u64) -> anyhow::Result<(Duration, Duration)>,
+    first: u64,
+    stop: &AtomicBool,
+) -> (Freshness, u64, Option<anyhow::Error>) {
+    let mut f = Freshness::default();
+    let mut n = first;
+    while !stop.load(Ordering::Relaxed) {
+        match probe(n) {
+            Ok(sample) => f.push(sample),
+            Err(e) => return (f, n, Some(e)),
+        }
+        n += 1;
+        std::thread::sleep(Duration::from_millis(PROBE_INTERVAL_MS));
+    }
+    (f, n, None)
 }

@@ -403,6 +403,10 @@ pub fn norm_ours(spec: &QuerySpec, body: &[u8]) -> anyhow::Result<(Norm, AnswerS
     Ok((norm, shape))
 }
 
+/// The rows of a SQL answer, each as its text fields: label, split dimensions, then one value
+/// per metric.
+pub type Rows = Vec<Vec<String>>;
+
 /// Normalizes SQL rows: label, split dimensions, then one value per metric.
 pub fn norm_rows(spec: &QuerySpec, rows: &[Vec<String>]) -> anyhow::Result<Norm> {
     let nd = spec.split_dims().len();
@@ -533,21 +537,10 @@ mod tests {
         let ours = br#"[{"metric":"miniapps_invocations","tags":{"group":"g","miniapp_name":"A","locale":"en-US"},"dps":{"2026-11-25 10:00:00.0":2,"2026-11-25 10:05:00.0":0}}]"#;
         let (a, shape) = norm_ours(drill, ours).unwrap();
         assert_eq!((shape.series, shape.buckets), (1, 2));
-        let rows = vec![vec![
-            "2026-11-25 10:00:00".to_string(),
-            "A".to_string(),
-            "en-US".to_string(),
-            "2".to_string(),
-        ]];
-        let b = norm_rows(drill, &rows).unwrap();
+        let row = |fields: [&str; 4]| vec![fields.map(String::from).to_vec()];
+        let b = norm_rows(drill, &row(["2026-11-25 10:00:00", "A", "en-US", "2"])).unwrap();
         assert!(diff(&a, &b, 5).is_empty());
-        let rows = vec![vec![
-            "2026-11-25 10:05:00".to_string(),
-            "A".to_string(),
-            "en-US".to_string(),
-            "1".to_string(),
-        ]];
-        let c = norm_rows(drill, &rows).unwrap();
+        let c = norm_rows(drill, &row(["2026-11-25 10:05:00", "A", "en-US", "1"])).unwrap();
         assert_eq!(diff(&a, &c, 5).len(), 2);
     }
 }

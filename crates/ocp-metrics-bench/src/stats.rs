@@ -1,4 +1,5 @@
-//! Small statistics helpers: percentiles of latency samples and a seeded RNG.
+//! Small statistics helpers: latency and freshness samples with their percentiles, a seeded
+//! RNG, and the meter of CPU used by other processes.
 
 use serde::Serialize;
 use std::time::Duration;
@@ -21,7 +22,7 @@ pub struct Summary {
 
 impl Latencies {
     pub fn push(&mut self, d: Duration) {
-        self.samples_ms.push(d.as_secs_f64() * 1000.0);
+        self.samples_ms.push(ms(d));
     }
 
     pub fn push_ms(&mut self, ms: f64) {
@@ -44,6 +45,57 @@ impl Latencies {
             p99: percentile(&v, 99.0),
             max: v[v.len() - 1],
             mean: v.iter().sum::<f64>() / v.len() as f64,
+        }
+    }
+}
+
+/// A duration in milliseconds, the unit of every latency the bench reports.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Times `n` calls of `call` (each returns the time it measured) and summarizes them.
+pub fn sample(
+    n: usize,
+    mut call: impl FnMut() -> anyhow::Result<Duration>,
+) -> anyhow::Result<Summary> {
+    let mut lat = Latencies::default();
+    for _ in 0..n {
+        lat.push(call()?);
+    }
+    Ok(lat.summary())
+}
+
+/// Freshness samples: acknowledgement and 200-to-visible, in milliseconds.
+#[derive(Debug, Default)]
+pub struct Freshness {
+    pub ack: Latencies,
+    pub visible: Latencies,
+}
+
+/// The summary of [`Freshness`] samples, as the JSON results name it.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FreshnessSummary {
+    pub ack: Summary,
+    #[serde(rename = "visible_after_200")]
+    pub visible: Summary,
+}
+
+impl Freshness {
+    pub fn push(&mut self, (ack, visible): (Duration, Duration)) {
+        self.ack.push(ack);
+        self.visible.push(visible);
+    }
+
+    pub fn extend(&mut self, other: Freshness) {
+        self.ack.extend(other.ack);
+        self.visible.extend(other.visible);
+    }
+
+    pub fn summary(&self) -> FreshnessSummary {
+        FreshnessSummary {
+            ack: self.ack.summary(),
+            visible: self.visible.summary(),
         }
     }
 }

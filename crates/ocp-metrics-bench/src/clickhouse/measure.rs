@@ -1,0 +1,285 @@
+//! Measures the ClickHouse baseline: the same ingest slices, freshness, deduplication, the same
+//! queries in SQL and a restart, into one [`ChOut`].
+
+use super::ClickHouse;
+use crate::data::{self, DataStats, GROUP};
+use crate::http::{self, IngestRun};
+use crate::ours::PROBE_GROUP;
+use crate::procs::{Noise, wait_quiet};
+use crate::queries::{self, QuerySpec, Rows};
+use crate::report::{self, QueryTiming};
+use crate::stats::{self, Freshness, FreshnessSummary, ms};
+use crate::{Phase, Scale, phases_json, say};
+use anyhow::bail;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What ClickHouse measured, and its answers as rows.
+#[derive(Debug)]
+pub struct ChOut {
+    pub version: String,
+    pub ingest: Vec<(Phase, IngestRun)>,
+    pub raw_rows: u64,
+    pub rows: u64,
+    /// Rows of every query, in suite order.
+    pub rows_of: Vec<Rows>,
+    pub queries: Vec<QueryTiming>,
+    pub qps: f64,
+    pub fresh_idle: FreshnessSummary,
+    pub rss_per_million: f64,
+    pub disk_per_event: f64,
+    pub ready_ms: f64,
+    /// Share of all CPU time used by other processes during each timed phase.
+    pub noise: Noise,
+    pub json: Value,
+}
+
+/// Rows per insert: ClickHouse gets every slice in batches of this size, whatever the batch
+/// size of ours in that phase (small inserts are an anti-pattern there).
+const INSERT_ROWS: usize = 1000;
+/// Time for background merges to settle before sizes are read.
+const MERGES_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long an inserted probe row may take to be counted before the run fails.
+const PROBE_VISIBLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Clients of the queries-per-second measurement.
+const CLIENTS: usize = 8;
+/// The query whose answer is compared across the restart (an RT drilldown).
+const RESTART_CHECK_QUERY: usize = 2;
+
+/// Runs every ClickHouse measurement on a fresh directory under `work`, asking the `specs`
+/// that ocp-metrics was asked.
+pub fn run_clickhouse(
+    scale: &Scale,
+    work: &Path,
+    data_path: &Path,
+    data: &DataStats,
+    specs: &[QuerySpec],
+) -> anyhow::Result<ChOut> {
+    let dir = work.join("clickhouse");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let (mut ch, ready_empty) = ClickHouse::start(&dir)?;
+    let version = ch.exec("SELECT version()")?.trim().to_string();
+    say(format!(
+        "ClickHouse {version} ready in {:.0} ms at {}",
+        ms(ready_empty),
+        ch.url
+    ));
+    ch.create_tables()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_empty = ch.proc.rss_bytes();
+
+    let mut noise = Noise::default();
+    let ingest = insert(&ch, scale, data_path, &mut noise)?;
+    let agent = http::agent();
+    let fresh = probe_idle(&ch, &agent, scale.probes)?;
+    let loaded = load(&ch)?;
+    let rss_loaded = ch.proc.rss_bytes();
+    let sqls: Vec<String> = specs
+        .iter()
+        .map(|q| q.sql(queries::Dialect::ClickHouse, "ev", GROUP))
+        .collect();
+    let (rows_of, timings) = time_queries(&ch, &agent, scale, specs, &sqls, &mut noise)?;
+    let qps = queries_per_second(&ch, scale, &sqls, &mut noise)?;
+    let ready = ch.restart()?;
+    if ch.rows(&sqls[RESTART_CHECK_QUERY])? != rows_of[RESTART_CHECK_QUERY] {
+        bail!("ClickHouse answered differently after its restart");
+    }
+    say(format!("ClickHouse restart: ready in {:.0} ms", ms(ready)));
+    ch.proc.kill9();
+
+    let millions = data.unique as f64 / 1e6;
+    let rss_per_million = rss_loaded.saturating_sub(rss_empty) as f64 / millions;
+    let disk_per_event = loaded.raw_bytes as f64 / data.lines as f64;
+    let fresh_idle = fresh.summary();
+    let json = json!({
+        "version": version,
+        "ingest": phases_json(&ingest),
+        "freshness_idle": fresh_idle,
+        "raw_rows": loaded.raw_rows,
+        "rows": loaded.rows,
+        "raw_bytes": loaded.raw_bytes,
+        "dedup_bytes": loaded.ev_bytes,
+        "dedupe_seconds": loaded.dedupe_seconds,
+        "queries": timings,
+        "qps_8_clients": qps,
+        "rss_empty_bytes": rss_empty,
+        "rss_loaded_bytes": rss_loaded,
+        "ready_after_restart_ms": ms(ready),
+        "foreign_cpu_share": noise.json(),
+    });
+    Ok(ChOut {
+        version,
+        ingest,
+        raw_rows: loaded.raw_rows,
+        rows: loaded.rows,
+        rows_of,
+        queries: timings,
+        qps,
+        fresh_idle,
+        rss_per_million,
+        disk_per_event,
+        ready_ms: ms(ready),
+        noise,
+        json,
+    })
+}
+
+/// The four slices, with each phase's producers, in [`INSERT_ROWS`]-row inserts into `raw`.
+fn insert(
+    ch: &ClickHouse,
+    scale: &Scale,
+    data_path: &Path,
+    noise: &mut Noise,
+) -> anyhow::Result<Vec<(Phase, IngestRun)>> {
+    let pids = [ch.proc.pid()];
+    crate::ingest_phases(
+        scale,
+        data_path,
+        |_| INSERT_ROWS,
+        |phase, batches| {
+            wait_quiet(&pids, &format!("ClickHouse insert {}", phase.label));
+            let run = noise.meter(format!("ingest {}", phase.label), &pids, || {
+                http::ingest(&ch.ingest_target(), batches, phase.producers, INSERT_ROWS)
+            })?;
+            say(format!(
+                "ClickHouse insert {} (batch 1000, {} producer(s)): {} rows in {:.2} s = {} rows/s; p50 {:.2} ms p99 {:.2} ms",
+                phase.label,
+                phase.producers,
+                run.events,
+                run.seconds,
+                report::num(run.events_per_second),
+                run.latency.p50,
+                run.latency.p99
+            ));
+            Ok(run)
+        },
+    )
+}
+
+/// Freshness: `probes` rows inserted one after the other, each counted until it is visible.
+fn probe_idle(ch: &ClickHouse, agent: &ureq::Agent, probes: usize) -> anyhow::Result<Freshness> {
+    let mut fresh = Freshness::default();
+    for n in 0..probes {
+        fresh.push(probe(ch, agent, n)?);
+    }
+    Ok(fresh)
+}
+
+/// One probe: (acknowledgement, 200-to-visible).
+fn probe(ch: &ClickHouse, agent: &ureq::Agent, n: usize) -> anyhow::Result<(Duration, Duration)> {
+    let line = format!(
+        "{{\"id\":\"probe-{n}\",\"type\":\"miniapp_end\",\"time\":\"{}\",\"group\":\"{}\",\"session_id\":\"p\",\"channel\":\"omIVR\",\"region\":\"us1\"}}\n",
+        data::rfc3339_ms(jiff::Timestamp::now().as_millisecond()),
+        PROBE_GROUP
+    );
+    let t0 = Instant::now();
+    let target = ch.ingest_target();
+    let (status, body) = http::send(agent, "POST", &target.url, &[], Some(line.as_bytes()))?;
+    if status != 200 {
+        bail!(
+            "ClickHouse probe insert: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let acked = Instant::now();
+    let count =
+        format!("SELECT count() FROM raw WHERE `group` = '{PROBE_GROUP}' AND id = 'probe-{n}'");
+    while ch.count(&count)? < 1 {
+        if acked.elapsed() > PROBE_VISIBLE_TIMEOUT {
+            bail!("ClickHouse probe not visible after 30 s");
+        }
+    }
+    Ok((acked - t0, acked.elapsed()))
+}
+
+/// Rows and sizes after the load, and the deduplication into `ev`.
+struct Loaded {
+    raw_rows: u64,
+    raw_bytes: u64,
+    dedupe_seconds: f64,
+    rows: u64,
+    ev_bytes: u64,
+}
+
+/// Counts and sizes `raw`, deduplicates it into `ev`, and counts and sizes that.
+fn load(ch: &ClickHouse) -> anyhow::Result<Loaded> {
+    let raw_rows = ch.count(&format!(
+        "SELECT count() FROM raw WHERE `group` = '{GROUP}'"
+    ))?;
+    ch.wait_for_merges(MERGES_TIMEOUT)?;
+    let raw_bytes = ch.table_bytes("raw")?;
+    let dedupe_seconds = ch.dedupe()?;
+    let rows = ch.count(&format!("SELECT count() FROM ev WHERE `group` = '{GROUP}'"))?;
+    ch.wait_for_merges(MERGES_TIMEOUT)?;
+    let ev_bytes = ch.table_bytes("ev")?;
+    say(format!(
+        "ClickHouse: {raw_rows} raw rows ({} MB on disk), deduplicated to {rows} in {dedupe_seconds:.1} s",
+        raw_bytes >> 20
+    ));
+    Ok(Loaded {
+        raw_rows,
+        raw_bytes,
+        dedupe_seconds,
+        rows,
+        ev_bytes,
+    })
+}
+
+/// Every query's rows and latency.
+fn time_queries(
+    ch: &ClickHouse,
+    agent: &ureq::Agent,
+    scale: &Scale,
+    specs: &[QuerySpec],
+    sqls: &[String],
+    noise: &mut Noise,
+) -> anyhow::Result<(Vec<Rows>, Vec<QueryTiming>)> {
+    let pids = [ch.proc.pid()];
+    wait_quiet(&pids, "ClickHouse queries");
+    noise.meter("query latency", &pids, || {
+        let mut rows_of = Vec::new();
+        let mut timings = Vec::new();
+        for (spec, sql) in specs.iter().zip(sqls) {
+            let r = ch.rows(sql)?;
+            let latency = stats::sample(scale.baseline_iterations, || ch.time(agent, sql))?;
+            say(format!(
+                "ClickHouse  {:<20} p50 {:.1} ms p99 {:.1} ms ({} rows)",
+                spec.name,
+                latency.p50,
+                latency.p99,
+                r.len()
+            ));
+            timings.push(QueryTiming {
+                name: spec.name,
+                latency,
+                series: 0,
+                buckets: r.len(),
+                bytes: 0,
+            });
+            rows_of.push(r);
+        }
+        Ok((rows_of, timings))
+    })
+}
+
+/// Queries per second with 8 clients, each asking the queries in turn.
+fn queries_per_second(
+    ch: &ClickHouse,
+    scale: &Scale,
+    sqls: &[String],
+    noise: &mut Noise,
+) -> anyhow::Result<f64> {
+    let pids = [ch.proc.pid()];
+    wait_quiet(&pids, "ClickHouse queries per second");
+    let qps = noise.meter("queries per second", &pids, || {
+        http::throughput(
+            CLIENTS,
+            Duration::from_secs_f64(scale.qps_seconds),
+            |agent, c, i| ch.time(agent, &sqls[(c + i) % sqls.len()]).map(|_| ()),
+        )
+    })?;
+    say(format!("ClickHouse: {qps:.1} queries/s with 8 clients"));
+    Ok(qps)
+}
