@@ -625,14 +625,7 @@ impl Server {
             write_stall: Duration::from_millis(RESPONSE_WRITE_STALL_TIMEOUT_MS),
         };
         let connections = self.app.connections.clone();
-        connections::serve(
-            self.listener,
-            router(self.app),
-            connections,
-            timeouts,
-            stop,
-        )
-        .await;
+        connections::serve(self.listener, router(self.app), connections, timeouts, stop).await;
         let _ = self.recovery.await;
         match readiness.phase() {
             Phase::Failed(m) => anyhow::bail!("recovering the store failed: {m}"),

@@ -570,7 +570,11 @@ mod tests {
         assert_eq!(stats.open(), 2);
         let _busy_too = third.handle.busy();
         assert!(stats.admit().is_none(), "both slots serve requests");
-        assert_eq!(stats.refused(), 0, "refusals are counted by the accept loop");
+        assert_eq!(
+            stats.refused(),
+            0,
+            "refusals are counted by the accept loop"
+        );
         drop(first);
         assert_eq!(stats.open(), 2, "an evicted connection no longer counted");
         drop(second);
@@ -583,7 +587,10 @@ mod tests {
         let first = stats.admit().expect("a free slot");
         let busy = first.handle.busy();
         let waiting = first.handle.evictable_while();
-        assert!(stats.admit().is_some(), "evicts the connection waiting for a body");
+        assert!(
+            stats.admit().is_some(),
+            "evicts the connection waiting for a body"
+        );
         drop(waiting);
         drop(busy);
         assert_eq!(stats.evicted(), 1);

@@ -407,7 +407,9 @@ mod tests {
         for end in 1..=bytes.len() {
             counted = counter.feed(&bytes[..end], end - 1);
         }
-        let parsed = ndjson_items(text, usize::MAX).expect("under the limit").len();
+        let parsed = ndjson_items(text, usize::MAX)
+            .expect("under the limit")
+            .len();
         assert_eq!(counted, 3, "complete non-blank lines");
         assert_eq!(parsed, 4, "the unterminated last line counts when parsed");
     }

@@ -182,7 +182,11 @@ fn request_in_progress(addr: &str, token: &str) -> std::net::TcpStream {
     c.write_all(head.as_bytes()).unwrap();
     let mut buf = [0u8; 256];
     let n = c.read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 100"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 100"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     c
 }
 
@@ -211,7 +215,11 @@ fn an_idle_connection_makes_room_for_a_new_one_and_busy_ones_are_never_evicted()
         .collect();
     assert_eq!(s.get("/healthz").0, 200);
     let mut buf = [0u8; 16];
-    assert_eq!(idle[0].read(&mut buf).unwrap(), 0, "the oldest idle one is closed");
+    assert_eq!(
+        idle[0].read(&mut buf).unwrap(),
+        0,
+        "the oldest idle one is closed"
+    );
     assert!(s.metric("ocp_metrics_http_connections_open") <= 2.0);
     drop(idle);
     s.stop();
