@@ -31,11 +31,13 @@ pub struct Limits {
     pub decoded_bytes_max: usize,
     /// Most events in one ingest request.
     pub events_per_request_max: usize,
-    /// Ingest bytes (as sent) being parsed or committed at once; past it, ingest answers 503
-    /// with Retry-After instead of queueing without bound.
+    /// Ingest bytes being parsed or committed at once, as sent plus as decompressed so far;
+    /// past it, ingest answers 503 with Retry-After instead of queueing without bound (413 if
+    /// one request alone needs more).
     pub inflight_ingest_bytes_max: usize,
-    /// Open HTTP connections at once; a connection past it is answered 503 with Retry-After
-    /// and closed.
+    /// Open HTTP connections at once. When all are open, a new connection closes the one idle
+    /// (or waiting for headers, or for an unauthenticated body) the longest; only when every
+    /// one serves a request is it answered 503 with Retry-After and closed.
     pub connections_max: usize,
     /// While the store recovers, a request (other than `/healthz`, `/readyz`, `/metrics`) waits
     /// up to this long for recovery to finish before it is answered 503 with Retry-After, in

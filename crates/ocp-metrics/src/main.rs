@@ -88,10 +88,12 @@ struct ServeArgs {
     /// Most events in one ingest request.
     #[arg(long, default_value_t = 200_000)]
     events_per_request_max: usize,
-    /// Ingest bytes (as sent) parsed or committed at once; past it ingest answers 503.
+    /// Ingest bytes parsed or committed at once (as sent plus decompressed); past it ingest
+    /// answers 503 (413 if one request alone needs more).
     #[arg(long, default_value_t = 256 << 20)]
     inflight_ingest_bytes_max: usize,
-    /// Open HTTP connections at once; past it a new connection is answered 503 and closed.
+    /// Open HTTP connections at once; past it a new connection closes the one idle longest,
+    /// or is answered 503 and closed if every one serves a request.
     #[arg(long, default_value_t = CONNECTIONS_MAX_DEFAULT)]
     connections_max: usize,
     /// While the store recovers, how long a request waits for it before answering 503, in ms.
