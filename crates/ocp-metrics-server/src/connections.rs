@@ -367,20 +367,17 @@ async fn serve_connection(
                 }
                 break;
             }
-            () = slot.evict.notified(), if !draining => {
-                // Nothing in progress and no answer left to flush: close at once. Otherwise a
-                // request began as the eviction was decided; finish it, then close.
-                if slot.handle.stats.is_idle(slot.handle.id) && !write_pending.load(Ordering::Acquire) {
-                    break;
-                }
-                conn.as_mut().graceful_shutdown();
-                draining = true;
-            }
-            _ = stop.wait_for(|stop| *stop), if !draining => {
-                conn.as_mut().graceful_shutdown();
-                draining = true;
-            }
+            () = slot.evict.notified(), if !draining => {}
+            _ = stop.wait_for(|stop| *stop), if !draining => {}
         }
+        // Evicted, or the server drains. With nothing in progress and no answer left to flush
+        // (idle, or half-sent headers, or an unauthenticated body), close at once; otherwise
+        // finish the request in progress, then close.
+        if slot.handle.stats.is_idle(slot.handle.id) && !write_pending.load(Ordering::Acquire) {
+            break;
+        }
+        conn.as_mut().graceful_shutdown();
+        draining = true;
     }
 }
 
