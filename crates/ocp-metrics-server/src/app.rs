@@ -312,6 +312,17 @@ impl InflightPermit {
         self.bytes += bytes;
         Ok(())
     }
+
+    /// Gives back all but `bytes` of what this permit holds (a reservation that turned out
+    /// larger than the body).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            self.owner
+                .used
+                .fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+            self.bytes = bytes;
+        }
+    }
 }
 
 impl Drop for InflightPermit {
@@ -687,4 +698,26 @@ async fn recover(
         );
     }
     readiness.set_ready(engine);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inflight_budget_tells_a_request_that_can_never_fit_from_one_that_must_wait() {
+        let budget = Arc::new(InflightBytes::new(100));
+        let mut first = budget.try_acquire(150).expect("a request alone is let in");
+        first.shrink_to(40);
+        assert_eq!(budget.used(), 40);
+        assert_eq!(first.grow(70), Err(InflightRefusal::OverBudget));
+        assert_eq!(budget.used(), 40, "a refused growth takes nothing");
+        let mut second = budget.try_acquire(30).expect("fits beside the first");
+        assert_eq!(second.grow(40), Err(InflightRefusal::Busy));
+        second.grow(30).expect("fits exactly");
+        assert_eq!(budget.used(), 100);
+        drop(first);
+        drop(second);
+        assert_eq!(budget.used(), 0);
+    }
 }

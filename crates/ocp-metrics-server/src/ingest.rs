@@ -58,6 +58,13 @@ pub async fn ingest(
     let format = format_of(&headers)?;
     let gzip = gzip_of(&headers)?;
     let limits = app.limits.clone();
+    // The body's bytes are taken from the in-flight budget before it is buffered: its
+    // declared length, or the largest body allowed when it is sent chunked.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let reserved = declared.map_or(limits.body_bytes_max, |n| n.min(limits.body_bytes_max));
+    let mut permit = app.ingest_bytes.try_acquire(reserved)?;
     let raw = read_body(body, limits.body_bytes_max, || {
         format!(
             "the request body is over {} bytes; send fewer events per request",
@@ -65,7 +72,7 @@ pub async fn ingest(
         )
     })
     .await?;
-    let mut permit = app.ingest_bytes.try_acquire(raw.len())?;
+    permit.shrink_to(raw.len());
     let engine = app.engine()?;
     let now = engine.now();
     // The permit lives until the engine has committed the events: their memory is in flight
