@@ -221,6 +221,7 @@ fn an_idle_connection_makes_room_for_a_new_one_and_busy_ones_are_never_evicted()
         "the oldest idle one is closed"
     );
     assert!(s.metric("ocp_metrics_http_connections_open") <= 2.0);
+    assert!(s.metric("ocp_metrics_http_connections_evicted_total") >= 1.0);
     drop(idle);
     s.stop();
 }
