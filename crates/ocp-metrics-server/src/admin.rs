@@ -32,7 +32,8 @@ pub struct NewToken {
     expires_at: Option<String>,
 }
 
-fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Checks the admin token; also run by the router before an admin request's body is read.
+pub(crate) fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = app.admin_token.as_deref() else {
         return Err(ApiError::NotFound("no such endpoint: the admin API is disabled (set OCP_METRICS_ADMIN_TOKEN to enable it)".into()));
     };

@@ -1,9 +1,12 @@
 //! The application: shared state, authorization, the router and the server's life cycle.
 
-use crate::connections::{ConnectionStats, LimitedListener};
+use crate::connections::{
+    self, BodyReadTimeout, ConnectionHandle, ConnectionStats, ConnectionTimeouts, DeadlineBody,
+};
 use crate::error::ApiError;
 use crate::{admin, ingest, prometheus, query};
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
@@ -28,17 +31,26 @@ pub struct Limits {
     pub decoded_bytes_max: usize,
     /// Most events in one ingest request.
     pub events_per_request_max: usize,
-    /// Ingest bytes (as sent) being parsed or committed at once; past it, ingest answers 503
-    /// with Retry-After instead of queueing without bound.
+    /// Ingest bytes being parsed or committed at once, as sent plus as decompressed so far;
+    /// past it, ingest answers 503 with Retry-After instead of queueing without bound (413 if
+    /// one request alone needs more).
     pub inflight_ingest_bytes_max: usize,
-    /// Open HTTP connections at once; a connection past it is answered 503 with Retry-After
-    /// and closed.
+    /// Open HTTP connections at once. When all are open, a new connection closes the one idle
+    /// (or waiting for headers, or for an unauthenticated body) the longest; only when every
+    /// one serves a request is it answered 503 with Retry-After and closed.
     pub connections_max: usize,
     /// While the store recovers, a request (other than `/healthz`, `/readyz`, `/metrics`) waits
     /// up to this long for recovery to finish before it is answered 503 with Retry-After, in
     /// milliseconds. A short wait hides a sub-second recovery from clients that ignore
     /// `/readyz`; a long recovery still answers 503.
     pub recovery_request_wait_ms: u64,
+    /// Time a client has to send a request's headers, counted from when the server starts
+    /// waiting for them, and so also how long a keep-alive connection may sit idle, in
+    /// milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send a request's body, counted from the end of its headers, in
+    /// milliseconds.
+    pub body_read_timeout_ms: u64,
 }
 
 /// Default of [`Limits::connections_max`]. Each connection costs a few kilobytes plus its
@@ -46,6 +58,28 @@ pub struct Limits {
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
 /// Default of [`Limits::recovery_request_wait_ms`].
 pub const RECOVERY_REQUEST_WAIT_MS_DEFAULT: u64 = 2_000;
+/// Default of [`Limits::header_read_timeout_ms`]: a client sends its headers in one packet,
+/// even over a slow mobile link well under a second; ten seconds leave room for a congested
+/// one while a slowloris holds a socket for at most that long. Keep-alive clients (ureq,
+/// hyper, curl) reopen a connection the server closed while idle.
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default of [`Limits::body_read_timeout_ms`]: the largest ingest body (32 MiB) arrives in
+/// a minute at 4.5 Mbit/s; a client slower than that should send smaller requests.
+pub const BODY_READ_TIMEOUT_MS_DEFAULT: u64 = 60_000;
+/// Time an answer may wait for the client to read it before the connection is closed: a
+/// client that stops reading must not keep a connection (and its answer's memory) forever.
+pub const RESPONSE_WRITE_STALL_TIMEOUT_MS: u64 = 30_000;
+/// Largest body of `POST /oauth2/token`, in bytes. The form holds a grant type, a client id
+/// and secret and a scope list: a few hundred bytes. The body is read before the client is
+/// authenticated, so it is small and read while the connection stays evictable.
+pub const TOKEN_BODY_BYTES_MAX: usize = 16 << 10;
+/// Largest body of an admin request, in bytes: a client or token with a name, scopes and a
+/// list of groups; 64 KiB hold over a thousand group names. Read only after the admin token
+/// was checked.
+pub const ADMIN_BODY_BYTES_MAX: usize = 64 << 10;
+/// Largest body of a request to a path that reads none (GET routes, unknown paths), in bytes.
+/// Such a body is never read; the bound refuses a declared large one at once.
+pub const UNREAD_BODY_BYTES_MAX: usize = 16 << 10;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -56,6 +90,8 @@ impl Default for Limits {
             inflight_ingest_bytes_max: 256 << 20,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             recovery_request_wait_ms: RECOVERY_REQUEST_WAIT_MS_DEFAULT,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
+            body_read_timeout_ms: BODY_READ_TIMEOUT_MS_DEFAULT,
         }
     }
 }
@@ -202,7 +238,8 @@ impl App {
     }
 }
 
-/// A counter of in-flight ingest bytes with a ceiling.
+/// A counter of in-flight ingest bytes with a ceiling: the bytes of every body being parsed
+/// or committed, as sent and, for a compressed body, as decompressed so far.
 #[derive(Debug)]
 pub struct InflightBytes {
     used: AtomicUsize,
@@ -211,9 +248,18 @@ pub struct InflightBytes {
 
 /// Gives the bytes back when the request is done.
 #[derive(Debug)]
-pub struct InflightPermit<'a> {
-    owner: &'a InflightBytes,
+pub struct InflightPermit {
+    owner: Arc<InflightBytes>,
     bytes: usize,
+}
+
+/// Why an in-flight permit could not grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InflightRefusal {
+    /// Other requests hold the rest of the budget: retry later.
+    Busy,
+    /// This request alone needs more than the whole budget: it can never fit.
+    OverBudget,
 }
 
 impl InflightBytes {
@@ -229,22 +275,67 @@ impl InflightBytes {
         self.used.load(Ordering::Relaxed)
     }
 
-    pub fn try_acquire(&self, bytes: usize) -> Result<InflightPermit<'_>, ApiError> {
+    /// The ceiling, in bytes.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Takes `bytes` of the budget for a request's body as sent. A request alone is let in
+    /// whatever its size (its body is bounded by `Limits::body_bytes_max`), so that a budget
+    /// below the body limit still serves one request at a time.
+    pub fn try_acquire(self: &Arc<Self>, bytes: usize) -> Result<InflightPermit, ApiError> {
         let before = self.used.fetch_add(bytes, Ordering::AcqRel);
         if before > 0 && before + bytes > self.max {
             self.used.fetch_sub(bytes, Ordering::AcqRel);
-            return Err(ApiError::Unavailable {
-                message: "the server is busy ingesting; retry after a short pause".into(),
-                retry_after_seconds: 1,
-            });
+            return Err(busy_ingesting());
         }
-        Ok(InflightPermit { owner: self, bytes })
+        Ok(InflightPermit {
+            owner: self.clone(),
+            bytes,
+        })
     }
 }
 
-impl Drop for InflightPermit<'_> {
+impl InflightPermit {
+    /// Takes `bytes` more of the budget (decompressed output as it is produced); never lets
+    /// the total pass the ceiling.
+    pub fn grow(&mut self, bytes: usize) -> Result<(), InflightRefusal> {
+        let before = self.owner.used.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > self.owner.max {
+            self.owner.used.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(if before <= self.bytes {
+                InflightRefusal::OverBudget
+            } else {
+                InflightRefusal::Busy
+            });
+        }
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    /// Gives back all but `bytes` of what this permit holds (a reservation that turned out
+    /// larger than the body).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            self.owner
+                .used
+                .fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+            self.bytes = bytes;
+        }
+    }
+}
+
+impl Drop for InflightPermit {
     fn drop(&mut self) {
         self.owner.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// The 503 of an ingest request that finds the in-flight budget taken by others.
+pub fn busy_ingesting() -> ApiError {
+    ApiError::Unavailable {
+        message: "the server is busy ingesting; retry after a short pause".into(),
+        retry_after_seconds: 1,
     }
 }
 
@@ -282,8 +373,128 @@ pub fn router(app: App) -> Router {
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), gate))
+        .layer(middleware::from_fn_with_state(app.clone(), bound_body))
         .layer(DefaultBodyLimit::disable())
         .with_state(app)
+}
+
+/// Reads a request body of at most `bytes_max` bytes; `too_large` says what to send instead.
+/// A body that does not arrive within `Limits::body_read_timeout_ms` is answered 408.
+pub async fn read_body(
+    body: Body,
+    bytes_max: usize,
+    too_large: impl FnOnce() -> String,
+) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, bytes_max)
+        .await
+        .map_err(|error| {
+            if let Some(timeout) = find_source::<BodyReadTimeout>(&error) {
+                ApiError::RequestTimeout(format!(
+                    "{timeout}; send the body at once, or send less per request"
+                ))
+            } else if find_source::<hyper::Error>(&error).is_some() {
+                ApiError::BadRequest(format!("the request body could not be read: {error}"))
+            } else {
+                ApiError::PayloadTooLarge(too_large())
+            }
+        })
+}
+
+/// The first error of type `E` in `error`'s chain of sources.
+fn find_source<'e, E: std::error::Error + 'static>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e E> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// How a route's body is read, and its bound.
+#[derive(Debug, Clone, Copy)]
+struct BodyPolicy {
+    bytes_max: usize,
+    read: BodyRead,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyRead {
+    /// The handler authenticates the caller, then reads the body with [`read_body`] and the
+    /// same bound (ingest, queries).
+    ByHandler,
+    /// Read here once the admin token was checked, so that a caller without it never gets a
+    /// byte of its body buffered.
+    AfterAdminAuth,
+    /// Read here before anyone is authenticated (the token endpoint, whose client may
+    /// authenticate in the body); the connection stays evictable meanwhile.
+    Anonymous,
+    /// The route reads no body.
+    Unread,
+}
+
+fn body_policy(path: &str, limits: &Limits) -> BodyPolicy {
+    let (bytes_max, read) = if path == "/ingest/v1/events" {
+        (limits.body_bytes_max, BodyRead::ByHandler)
+    } else if path == "/oauth2/token" {
+        (TOKEN_BODY_BYTES_MAX, BodyRead::Anonymous)
+    } else if path.starts_with("/admin/") {
+        (ADMIN_BODY_BYTES_MAX, BodyRead::AfterAdminAuth)
+    } else if Endpoint::ALL.iter().any(|e| e.path() == path) {
+        (query::QUERY_BODY_BYTES_MAX, BodyRead::ByHandler)
+    } else {
+        (UNREAD_BODY_BYTES_MAX, BodyRead::Unread)
+    };
+    BodyPolicy { bytes_max, read }
+}
+
+/// Bounds every request body before a byte of it is buffered: a declared length over the
+/// route's bound is refused at once, every body gets the read deadline, and the bodies of
+/// the admin API and the token endpoint are read here, with their small bounds.
+async fn bound_body(State(app): State<App>, request: Request, next: Next) -> Response {
+    match bounded(&app, request).await {
+        Ok(request) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn bounded(app: &App, request: Request) -> Result<Request, ApiError> {
+    let policy = body_policy(request.uri().path(), &app.limits);
+    let too_large = || {
+        format!(
+            "the request body is over {} bytes, the limit of this endpoint; send a smaller one",
+            policy.bytes_max
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > policy.bytes_max as u64) {
+        return Err(ApiError::PayloadTooLarge(too_large()));
+    }
+    let (parts, body) = request.into_parts();
+    let timeout = Duration::from_millis(app.limits.body_read_timeout_ms);
+    let body = Body::new(DeadlineBody::new(body, timeout));
+    let body = match policy.read {
+        BodyRead::ByHandler | BodyRead::Unread => body,
+        BodyRead::AfterAdminAuth => {
+            admin::admin(app, &parts.headers)?;
+            Body::from(read_body(body, policy.bytes_max, too_large).await?)
+        }
+        BodyRead::Anonymous => {
+            let _evictable = parts
+                .extensions
+                .get::<ConnectionHandle>()
+                .map(ConnectionHandle::evictable_while);
+            Body::from(read_body(body, policy.bytes_max, too_large).await?)
+        }
+    };
+    Ok(Request::from_parts(parts, body))
 }
 
 /// Paths answered whatever the phase: liveness, readiness and the operator's metrics.
@@ -422,10 +633,12 @@ impl Server {
                 () = failed => {},
             }
         };
-        let listener = LimitedListener::new(self.listener, self.app.connections.clone());
-        axum::serve(listener, router(self.app))
-            .with_graceful_shutdown(stop)
-            .await?;
+        let timeouts = ConnectionTimeouts {
+            header_read: Duration::from_millis(self.app.limits.header_read_timeout_ms.max(1)),
+            write_stall: Duration::from_millis(RESPONSE_WRITE_STALL_TIMEOUT_MS),
+        };
+        let connections = self.app.connections.clone();
+        connections::serve(self.listener, router(self.app), connections, timeouts, stop).await;
         let _ = self.recovery.await;
         match readiness.phase() {
             Phase::Failed(m) => anyhow::bail!("recovering the store failed: {m}"),
@@ -485,4 +698,26 @@ async fn recover(
         );
     }
     readiness.set_ready(engine);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inflight_budget_tells_a_request_that_can_never_fit_from_one_that_must_wait() {
+        let budget = Arc::new(InflightBytes::new(100));
+        let mut first = budget.try_acquire(150).expect("a request alone is let in");
+        first.shrink_to(40);
+        assert_eq!(budget.used(), 40);
+        assert_eq!(first.grow(70), Err(InflightRefusal::OverBudget));
+        assert_eq!(budget.used(), 40, "a refused growth takes nothing");
+        let mut second = budget.try_acquire(30).expect("fits beside the first");
+        assert_eq!(second.grow(40), Err(InflightRefusal::Busy));
+        second.grow(30).expect("fits exactly");
+        assert_eq!(budget.used(), 100);
+        drop(first);
+        drop(second);
+        assert_eq!(budget.used(), 0);
+    }
 }

@@ -62,12 +62,17 @@ pub async fn metrics(State(app): State<App>) -> Response {
     );
     out.counter(
         "http_connections_refused_total",
-        "HTTP connections answered 503 and closed because the connection limit was reached.",
+        "HTTP connections answered 503 and closed because every slot served a request.",
         app.connections.refused(),
+    );
+    out.counter(
+        "http_connections_evicted_total",
+        "Idle or half-sent HTTP connections closed to make room for a new one at the limit.",
+        app.connections.evicted(),
     );
     out.gauge(
         "ingest_inflight_bytes",
-        "Ingest request bytes (as sent) being parsed or committed now.",
+        "Ingest request bytes (as sent and decompressed) being parsed or committed now.",
         app.ingest_bytes.used(),
     );
     if let Some(engine) = app.readiness.engine() {

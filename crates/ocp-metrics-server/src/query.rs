@@ -25,13 +25,10 @@ pub async fn query(
     body: Body,
 ) -> Result<Response, ApiError> {
     let grants = app.authorize(&headers, Scope::MetricsRead)?;
-    let bytes = axum::body::to_bytes(body, QUERY_BODY_BYTES_MAX)
-        .await
-        .map_err(|_| {
-            ApiError::PayloadTooLarge(format!(
-                "the query body is over {QUERY_BODY_BYTES_MAX} bytes; send fewer filter values"
-            ))
-        })?;
+    let bytes = crate::app::read_body(body, QUERY_BODY_BYTES_MAX, || {
+        format!("the query body is over {QUERY_BODY_BYTES_MAX} bytes; send fewer filter values")
+    })
+    .await?;
     let draft = wire::query_draft(&bytes).map_err(ApiError::BadRequest)?;
     // A malformed group is the user's mistake (400, from Query::parse); a well-formed one the
     // token was not granted is refused before anything else is looked at.

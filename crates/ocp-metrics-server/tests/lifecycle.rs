@@ -1,6 +1,7 @@
 //! The server's life cycle and its server-level limits, in process: it binds before the store
 //! recovers (`/healthz` 200, `/readyz` 503, everything else 503 with Retry-After), becomes ready,
-//! reports itself on `/metrics`, refuses connections past its limit with a 503, and refuses
+//! reports itself on `/metrics`, makes room for a new connection by closing an idle one, refuses
+//! connections past its limit with a 503 when every slot serves a request, and refuses
 //! events past the state bounds per event, naming the dimension.
 
 use ocp_metrics_auth::{ClientName, GroupGrant, ScopeSet};
@@ -169,8 +170,28 @@ fn a_request_during_a_short_recovery_waits_for_it_instead_of_failing() {
     s.stop();
 }
 
+/// Opens a connection and starts an ingest whose body never comes: the server answers
+/// `100 Continue` once the handler, past authentication, waits for the body, so the
+/// connection then serves a request in progress.
+fn request_in_progress(addr: &str, token: &str) -> std::net::TcpStream {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /ingest/v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 256];
+    let n = c.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 100"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    c
+}
+
 #[test]
-fn connections_past_the_limit_are_answered_503_and_closed() {
+fn an_idle_connection_makes_room_for_a_new_one_and_busy_ones_are_never_evicted() {
     let limits = Limits {
         connections_max: 2,
         ..Limits::default()
@@ -178,10 +199,12 @@ fn connections_past_the_limit_are_answered_503_and_closed() {
     let s = Running::start(limits, EngineConfig::default(), None);
     s.wait_ready();
     let addr = s.base.trim_start_matches("http://").to_string();
-    // Two idle keep-alive connections hold both slots.
-    let held: Vec<std::net::TcpStream> = (0..2)
+    // Two idle keep-alive connections hold both slots; a new connection is served anyway, and
+    // the one idle the longest is closed by the server.
+    let mut idle: Vec<std::net::TcpStream> = (0..2)
         .map(|_| {
             let mut c = std::net::TcpStream::connect(&addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             c.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
                 .unwrap();
             let mut buf = [0u8; 512];
@@ -189,6 +212,31 @@ fn connections_past_the_limit_are_answered_503_and_closed() {
             assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
             c
         })
+        .collect();
+    assert_eq!(s.get("/healthz").0, 200);
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        idle[0].read(&mut buf).unwrap(),
+        0,
+        "the oldest idle one is closed"
+    );
+    assert!(s.metric("ocp_metrics_http_connections_open") <= 2.0);
+    assert!(s.metric("ocp_metrics_http_connections_evicted_total") >= 1.0);
+    drop(idle);
+    s.stop();
+}
+
+#[test]
+fn connections_past_the_limit_are_answered_503_when_every_slot_serves_a_request() {
+    let limits = Limits {
+        connections_max: 2,
+        ..Limits::default()
+    };
+    let s = Running::start(limits, EngineConfig::default(), None);
+    s.wait_ready();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| request_in_progress(&addr, &s.token))
         .collect();
     let mut third = std::net::TcpStream::connect(&addr).unwrap();
     third
@@ -198,7 +246,7 @@ fn connections_past_the_limit_are_answered_503_and_closed() {
     third.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("retry-after: 1"), "{text}");
-    assert!(text.contains("open connections (its limit)"), "{text}");
+    assert!(text.contains("serving requests (its limit)"), "{text}");
     drop(held);
     // Slots come back once the server notices the connections closed (until then a new
     // connection may be refused too).

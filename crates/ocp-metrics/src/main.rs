@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 use ocp_metrics_core::limits::{DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX};
 use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
 use ocp_metrics_server::{
-    CONNECTIONS_MAX_DEFAULT, Limits, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
+    BODY_READ_TIMEOUT_MS_DEFAULT, CONNECTIONS_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT, Limits,
+    RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
 };
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
 use std::path::PathBuf;
@@ -87,15 +88,24 @@ struct ServeArgs {
     /// Most events in one ingest request.
     #[arg(long, default_value_t = 200_000)]
     events_per_request_max: usize,
-    /// Ingest bytes (as sent) parsed or committed at once; past it ingest answers 503.
+    /// Ingest bytes parsed or committed at once (as sent plus decompressed); past it ingest
+    /// answers 503 (413 if one request alone needs more).
     #[arg(long, default_value_t = 256 << 20)]
     inflight_ingest_bytes_max: usize,
-    /// Open HTTP connections at once; past it a new connection is answered 503 and closed.
+    /// Open HTTP connections at once; past it a new connection closes the one idle longest,
+    /// or is answered 503 and closed if every one serves a request.
     #[arg(long, default_value_t = CONNECTIONS_MAX_DEFAULT)]
     connections_max: usize,
     /// While the store recovers, how long a request waits for it before answering 503, in ms.
     #[arg(long, default_value_t = RECOVERY_REQUEST_WAIT_MS_DEFAULT)]
     recovery_request_wait_ms: u64,
+    /// Time a client has to send a request's headers, and how long a keep-alive connection
+    /// may sit idle, in ms.
+    #[arg(long, default_value_t = HEADER_READ_TIMEOUT_MS_DEFAULT)]
+    header_read_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers arrived, in ms.
+    #[arg(long, default_value_t = BODY_READ_TIMEOUT_MS_DEFAULT)]
+    body_read_timeout_ms: u64,
     /// Most distinct values of one dimension of one family in one group; events that would add
     /// more are rejected, naming the dimension.
     #[arg(long, default_value_t = DIMENSION_VALUES_MAX)]
@@ -160,6 +170,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 inflight_ingest_bytes_max: args.inflight_ingest_bytes_max,
                 connections_max: args.connections_max,
                 recovery_request_wait_ms: args.recovery_request_wait_ms,
+                header_read_timeout_ms: args.header_read_timeout_ms,
+                body_read_timeout_ms: args.body_read_timeout_ms,
             },
             auth: ocp_metrics_auth::AuthConfig {
                 access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),

@@ -198,6 +198,23 @@ impl TestServer {
         &self.base_url
     }
 
+    /// `host:port`, for tests that speak raw TCP.
+    pub fn addr(&self) -> &str {
+        self.base_url.trim_start_matches("http://")
+    }
+
+    /// A field of the server's `/proc/PID/status` in KiB, such as `VmRSS` (resident now) or
+    /// `VmHWM` (the peak resident size so far).
+    pub fn proc_status_kib(&self, field: &str) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {path}:\n{status}"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
