@@ -4,12 +4,13 @@ use crate::connections::{ConnectionStats, LimitedListener};
 use crate::error::ApiError;
 use crate::{admin, ingest, prometheus, query};
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use ocp_metrics_auth::{AuthConfig, Grants, Registry, Scope, bearer_token};
+use ocp_metrics_auth::{AuthConfig, Grants, OperatorToken, Registry, Scope, bearer_token};
 use ocp_metrics_core::{Clock, Endpoint};
 use ocp_metrics_store::{Engine, EngineConfig};
 use std::net::SocketAddr;
@@ -65,7 +66,11 @@ impl Default for Limits {
 pub struct ServerConfig {
     pub listen: String,
     pub data_dir: PathBuf,
-    pub admin_token: Option<String>,
+    /// Bearer token of the admin API; without it the admin API answers 404.
+    pub admin_token: Option<OperatorToken>,
+    /// Bearer token that may scrape `/metrics` (as may the admin token); with neither set,
+    /// `/metrics` answers 404.
+    pub metrics_token: Option<OperatorToken>,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
     pub auth: AuthConfig,
@@ -150,7 +155,8 @@ impl Readiness {
 pub struct App {
     pub readiness: Arc<Readiness>,
     pub auth: Arc<Registry>,
-    pub admin_token: Option<Arc<str>>,
+    pub admin_token: Option<OperatorToken>,
+    pub metrics_token: Option<OperatorToken>,
     pub limits: Limits,
     pub ingest_bytes: Arc<InflightBytes>,
     pub connections: Arc<ConnectionStats>,
@@ -367,7 +373,7 @@ impl Server {
     /// Opens the auth registry, binds the listener, and starts recovering the store in the
     /// background (see [`App::ready`] to wait for it).
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        ocp_metrics_store::private::secure_data_dir(&config.data_dir)?;
         let clock = config.clock.clone();
         let auth = Registry::open(
             &config.data_dir,
@@ -378,7 +384,8 @@ impl Server {
         let app = App {
             readiness: Arc::new(Readiness::new()),
             auth: Arc::new(auth),
-            admin_token: config.admin_token.filter(|t| !t.is_empty()).map(Arc::from),
+            admin_token: config.admin_token,
+            metrics_token: config.metrics_token,
             ingest_bytes: Arc::new(InflightBytes::new(config.limits.inflight_ingest_bytes_max)),
             connections: Arc::new(ConnectionStats::new(config.limits.connections_max)),
             limits: config.limits,
@@ -423,7 +430,11 @@ impl Server {
             }
         };
         let listener = LimitedListener::new(self.listener, self.app.connections.clone());
-        axum::serve(listener, router(self.app))
+        // The peer address reaches handlers as `ConnectInfo<SocketAddr>`: failed authentications
+        // are counted per source address. (`tap_io` is axum's way to get that for a custom
+        // listener; it does nothing to the connection.)
+        let service = router(self.app).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener.tap_io(|_| {}), service)
             .with_graceful_shutdown(stop)
             .await?;
         let _ = self.recovery.await;
