@@ -192,14 +192,17 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-pub async fn list_tokens(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list_tokens(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     admin(&app, peer, &headers)?;
     Ok(Json(app.auth.list_tokens()).into_response())
 }
 
 pub async fn revoke_token(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
