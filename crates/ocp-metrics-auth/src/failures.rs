@@ -226,6 +226,10 @@ mod tests {
         assert_eq!(l.record(v4(9), at), FailureVerdict::Counted);
         assert_eq!(l.sources(), AUTH_FAILURE_SOURCES_MAX);
         // The first source (10.0.0.0) was evicted: it starts again from a full allowance.
-        assert!(!l.table.lock().contains_key(&IpAddr::V4(Ipv4Addr::from(0x0a00_0000))));
+        assert!(
+            !l.table
+                .lock()
+                .contains_key(&IpAddr::V4(Ipv4Addr::from(0x0a00_0000)))
+        );
     }
 }

@@ -118,7 +118,12 @@ mod tests {
         fs::create_dir_all(data.join("wal")).unwrap();
         fs::write(data.join("wal/seg"), b"x").unwrap();
         fs::write(data.join("reg.json"), b"{}").unwrap();
-        for (p, m) in [("", 0o755), ("wal", 0o775), ("wal/seg", 0o644), ("reg.json", 0o666)] {
+        for (p, m) in [
+            ("", 0o755),
+            ("wal", 0o775),
+            ("wal/seg", 0o644),
+            ("reg.json", 0o666),
+        ] {
             fs::set_permissions(data.join(p), fs::Permissions::from_mode(m)).unwrap();
         }
         secure_data_dir(&data).unwrap();

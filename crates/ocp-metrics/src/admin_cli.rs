@@ -96,8 +96,7 @@ pub fn token(action: TokenAction, t: &Target) -> anyhow::Result<()> {
 }
 
 fn call(t: &Target, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let Some(admin) =
-        crate::operator_token(crate::ADMIN_TOKEN_ENV, t.admin_token_file.as_deref())?
+    let Some(admin) = crate::operator_token(crate::ADMIN_TOKEN_ENV, t.admin_token_file.as_deref())?
     else {
         bail!("set OCP_METRICS_ADMIN_TOKEN (or --admin-token-file) to the server's admin token");
     };

@@ -6,13 +6,13 @@ mod demo;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ocp_metrics_auth::OperatorToken;
 use ocp_metrics_core::limits::{DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX};
 use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
 use ocp_metrics_server::{
     CONNECTIONS_MAX_DEFAULT, Limits, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
 };
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
-use ocp_metrics_auth::OperatorToken;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -163,8 +163,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )?),
             (None, false) => None,
         };
-        let metrics_token =
-            operator_token(METRICS_TOKEN_ENV, args.metrics_token_file.as_deref())?;
+        let metrics_token = operator_token(METRICS_TOKEN_ENV, args.metrics_token_file.as_deref())?;
         let config = ServerConfig {
             listen: args.listen.clone(),
             data_dir: args.data_dir.clone(),
@@ -242,7 +241,10 @@ pub(crate) fn operator_token(
             path.display()
         ),
         (Some(v), None) => (env.to_string(), v),
-        (None, Some(path)) => (format!("the token in {}", path.display()), read_token_file(path)?),
+        (None, Some(path)) => (
+            format!("the token in {}", path.display()),
+            read_token_file(path)?,
+        ),
         (None, None) => return Ok(None),
     };
     Ok(Some(OperatorToken::parse(&name, &raw)?))

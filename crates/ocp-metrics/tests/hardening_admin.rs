@@ -69,7 +69,9 @@ fn a_short_admin_token_is_refused_at_start_and_the_flag_is_gone() {
     );
     assert_eq!(from_file.code, Some(1), "{from_file:?}");
     assert!(
-        from_file.stderr.contains("admin-token is 5 characters long"),
+        from_file
+            .stderr
+            .contains("admin-token is 5 characters long"),
         "{}",
         from_file.stderr
     );
@@ -85,7 +87,12 @@ fn the_admin_token_can_come_from_a_file() {
         admin: false,
     });
     let auth = bearer(ADMIN_TOKEN);
-    let r = server.request("GET", "/admin/v1/clients", &[("Authorization", &auth)], None);
+    let r = server.request(
+        "GET",
+        "/admin/v1/clients",
+        &[("Authorization", &auth)],
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -119,7 +126,11 @@ fn assert_guessing_is_slowed(
         statuses.push(r.status);
         if i % 50 == 49 {
             let ok = right();
-            assert_eq!(ok.status, 200, "right credentials after {i} guesses: {}", ok.text);
+            assert_eq!(
+                ok.status, 200,
+                "right credentials after {i} guesses: {}",
+                ok.text
+            );
         }
     }
     let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -158,9 +169,21 @@ fn wrong_admin_tokens_are_answered_429_while_the_right_one_still_works() {
         401,
         |i| {
             let wrong = bearer(&format!("{WRONG_MARK}-{i:040}"));
-            server.request("GET", "/admin/v1/clients", &[("Authorization", &wrong)], None)
+            server.request(
+                "GET",
+                "/admin/v1/clients",
+                &[("Authorization", &wrong)],
+                None,
+            )
         },
-        || server.request("GET", "/admin/v1/clients", &[("Authorization", &right)], None),
+        || {
+            server.request(
+                "GET",
+                "/admin/v1/clients",
+                &[("Authorization", &right)],
+                None,
+            )
+        },
     );
     // /metrics shares the allowance: the same address is still refused there.
     let r = server.request("GET", "/metrics", &[("Authorization", "Bearer nope")], None);
@@ -205,7 +228,12 @@ fn metrics_need_a_credential() {
     }
     // The scrape token opens /metrics only.
     let scrape = bearer(metrics_token);
-    let admin = server.request("GET", "/admin/v1/clients", &[("Authorization", &scrape)], None);
+    let admin = server.request(
+        "GET",
+        "/admin/v1/clients",
+        &[("Authorization", &scrape)],
+        None,
+    );
     assert_error(&admin, 401);
 
     // With no token configured at all, there is nothing to scrape with: 404.
@@ -239,7 +267,11 @@ fn the_page_and_its_assets_carry_security_headers() {
             assert!(csp.contains(directive), "{path}: {csp}");
         }
         assert!(!csp.contains("unsafe"), "{path}: {csp}");
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
     }
@@ -248,7 +280,10 @@ fn the_page_and_its_assets_carry_security_headers() {
     let scripts: Vec<&str> = page.split("<script").skip(1).collect();
     assert!(!scripts.is_empty());
     for s in scripts {
-        assert!(s.starts_with(" src=\"/assets/"), "inline script: <script{s}");
+        assert!(
+            s.starts_with(" src=\"/assets/"),
+            "inline script: <script{s}"
+        );
     }
     for inline in ["<style", " style=", " onclick=", " onload=", "javascript:"] {
         assert!(!page.contains(inline), "the page has {inline}");
@@ -277,7 +312,12 @@ fn the_data_dir_is_private_to_the_server_user() {
         .iter()
         .map(|f| f.strip_prefix(&data).unwrap().display().to_string())
         .collect();
-    for wanted in ["wal/", "checkpoints/", "auth-registry.json", "auth-jwt-hs256.key"] {
+    for wanted in [
+        "wal/",
+        "checkpoints/",
+        "auth-registry.json",
+        "auth-jwt-hs256.key",
+    ] {
         assert!(
             names.iter().any(|n| n.starts_with(wanted)),
             "no {wanted} in {names:?}"
