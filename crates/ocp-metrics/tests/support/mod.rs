@@ -1058,6 +1058,12 @@ pub fn dirs_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl TestServer {
+    /// The whole log of the current (or last) run of the server.
+    pub fn log_text(&self) -> String {
+        let path = self.logs.path().join(format!("server-{}.log", self.starts));
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
     /// Waits (at most 20 s) until `/readyz` answers 200: the store has recovered.
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
