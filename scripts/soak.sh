@@ -32,7 +32,7 @@ cargo build --release -p ocp-metrics --quiet
 bin=target/release/ocp-metrics
 work=$(mktemp -d)
 data="$work/data"
-admin=soak-admin
+admin=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cleanup() {
   [ -n "${sim_pid:-}" ] && kill "$sim_pid" 2>/dev/null || true
   [ -n "${srv_pid:-}" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null || true
@@ -49,7 +49,7 @@ for _ in $(seq 100); do grep -q "listening on" "$work/stdout" 2>/dev/null && bre
 url=$(sed -n 's/^listening on //p' "$work/stdout" | head -1)
 [ -n "$url" ] || { cat "$work/stderr"; exit 1; }
 until curl -sf "$url/readyz" >/dev/null; do sleep 0.1; done
-token=$("$bin" token create --server "$url" --admin-token "$admin" --name soak --group '*' \
+token=$(OCP_METRICS_ADMIN_TOKEN=$admin "$bin" token create --server "$url" --name soak --group '*' \
   --scope events:write,metrics:read | sed -n 's/^ *"token": "\(.*\)",\{0,1\}$/\1/p')
 [ -n "$token" ] || { echo "could not create a token" >&2; exit 1; }
 
@@ -63,7 +63,7 @@ start=$(date +%s)
 samples=()
 while kill -0 "$sim_pid" 2>/dev/null; do
   sleep "$interval"
-  curl -sf "$url/metrics" >"$work/metrics" || continue
+  curl -sf -H "Authorization: Bearer $admin" "$url/metrics" >"$work/metrics" || continue
   rss=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$srv_pid/status")
   disk=$(du -sb "$data" | awk '{printf "%.1f", $1/1048576}')
   wal=$(du -sb "$data/wal" | awk '{printf "%.1f", $1/1048576}')

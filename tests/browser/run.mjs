@@ -54,20 +54,17 @@ async function main(page, base) {
     return { state: d.state, total: Number(d.total), request: d.request ? JSON.parse(d.request) : null, rawRequest: d.request,
       firstLabel: d.firstLabel, lastLabel: d.lastLabel, series: Number(d.series), error: d.error || '' };
   }, id);
-  // Waits until the card is ready and `pred` (run in the page, on the parsed attributes) holds.
+  // Waits until the card is ready and `pred` (on the parsed attributes) holds. Polls from here
+  // with `page.evaluate` rather than `page.waitForFunction`, which builds its predicate with eval
+  // inside the page: the page's Content-Security-Policy forbids eval, and the test runs under it.
   const waitCard = async (id, what, pred, arg = null) => {
-    try {
-      await page.waitForFunction(([id, src, arg]) => {
-        const el = document.querySelector(`[data-testid="chart-${id}"]`);
-        if (!el || el.dataset.state !== 'ready') return false;
-        const a = { total: Number(el.dataset.total), request: JSON.parse(el.dataset.request || 'null'), firstLabel: el.dataset.firstLabel, series: Number(el.dataset.series) };
-        return new Function('a', 'arg', `return (${src})(a, arg)`)(a, arg);
-      }, [id, pred.toString(), arg], { timeout: TIMEOUT, polling: 100 });
-    } catch {
+    const deadline = Date.now() + TIMEOUT;
+    for (;;) {
       const a = await attrs(id);
-      throw new Failure(`chart-${id}: timed out waiting for ${what}; card is ${JSON.stringify(a)}`);
+      if (a && a.state === 'ready' && pred(a, arg)) return a;
+      if (Date.now() > deadline) throw new Failure(`chart-${id}: timed out waiting for ${what}; card is ${JSON.stringify(a)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    return attrs(id);
   };
 
   step('open the page with #token=');

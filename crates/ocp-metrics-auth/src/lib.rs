@@ -1,6 +1,7 @@
 //! Authentication and tenancy for ocp-metrics: API clients and personal access tokens kept in
 //! the data directory, the OAuth 2.0 client-credentials grant issuing HS256 access tokens,
-//! authentication of bearer tokens into [`Grants`], and per-subject rate limits.
+//! authentication of bearer tokens into [`Grants`], per-subject rate limits, and the count of
+//! failed authentications per source address.
 //!
 //! No HTTP here: the server crate maps [`AuthError`] and [`OAuthError`] to answers.
 //! Secrets never reach a log: nothing in this crate prints a secret, a token or a hash, and the
@@ -8,7 +9,9 @@
 
 mod domain;
 mod error;
+mod failures;
 mod jwt;
+mod operator;
 mod rate;
 mod registry;
 mod secret;
@@ -19,6 +22,10 @@ pub use domain::{
     Scope, ScopeSet, TokenName,
 };
 pub use error::{AuthError, OAuthError, Reason};
+pub use failures::{
+    AUTH_FAILURE_REFILL_MS, AUTH_FAILURE_SOURCES_MAX, AUTH_FAILURES_BURST, FailureVerdict,
+};
+pub use operator::{OPERATOR_TOKEN_BYTES_MAX, OPERATOR_TOKEN_CHARS_MIN, OperatorToken};
 pub use registry::{
     AccessToken, AuthConfig, CLIENT_ID_PREFIX, ClientInfo, Clock, MAX_ACCESS_TOKEN_TTL_SECS,
     MAX_BEARER_BYTES, MAX_CREDENTIAL_BYTES, PAT_PREFIX, Registry, TokenInfo, bearer_token,

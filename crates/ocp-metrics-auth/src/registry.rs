@@ -3,6 +3,7 @@
 
 use crate::domain::{ClientName, Grants, GroupGrant, ScopeSet, ts};
 use crate::error::{AuthError, OAuthError, Reason};
+use crate::failures::{FailureLimiter, FailureVerdict};
 use crate::jwt::{self, Claims, SigningKey};
 use crate::rate::RateLimiter;
 use crate::secret::{SecretHash, new_id, new_secret};
@@ -11,6 +12,7 @@ use jiff::Timestamp;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +152,7 @@ pub struct Registry {
     /// Serializes changes, so that two concurrent changes cannot both start from the same copy.
     writer: Mutex<()>,
     limiter: RateLimiter,
+    failures: FailureLimiter,
 }
 
 impl fmt::Debug for Registry {
@@ -169,7 +172,7 @@ impl Registry {
     /// first start.
     pub fn open(data_dir: &Path, config: AuthConfig, clock: Clock) -> Result<Registry, AuthError> {
         config.validate()?;
-        std::fs::create_dir_all(data_dir)
+        store::create_private_dir(data_dir)
             .map_err(|e| AuthError::storage(format!("creating {}", data_dir.display()), e))?;
         let key = store::load_or_create_key(data_dir)?;
         let state = store::load_state(data_dir)?;
@@ -182,6 +185,7 @@ impl Registry {
             state: RwLock::new(state),
             writer: Mutex::new(()),
             limiter,
+            failures: FailureLimiter::new(),
         })
     }
 
@@ -438,6 +442,19 @@ impl Registry {
     /// to wait before the next request is allowed (for `Retry-After`, rounded up to seconds).
     pub fn check_rate(&self, subject: &str) -> Result<(), Duration> {
         self.limiter.check(subject, self.now())
+    }
+
+    /// Counts a failed authentication (a wrong admin or metrics token, a wrong client secret)
+    /// from `source`, and says whether to answer it as usual or with 429. Call it only after
+    /// the credentials were checked and found wrong: valid credentials are never refused, so a
+    /// guessing attacker cannot lock the real operator or client out.
+    pub fn record_auth_failure(&self, source: IpAddr) -> FailureVerdict {
+        self.failures.record(source, self.now())
+    }
+
+    /// Failed authentications counted, and those answered 429, since start.
+    pub fn auth_failure_counts(&self) -> (u64, u64) {
+        (self.failures.failures(), self.failures.refused())
     }
 
     /// Same as the free function [`verify_admin`].

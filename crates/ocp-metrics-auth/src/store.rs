@@ -146,6 +146,20 @@ fn warn_if_readable_by_others(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_path: &Path) {}
 
+/// Creates `dir` (and any missing parent) accessible by its owner only (mode 0700), whatever
+/// the umask. An existing directory is left as it is: the server tightens its data directory
+/// before opening the registry.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// Replaces `dir/name` with `bytes` atomically, the new file readable by its owner only.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), AuthError> {
     let tmp = dir.join(format!("{name}.tmp"));

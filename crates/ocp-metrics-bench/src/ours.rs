@@ -14,7 +14,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const ADMIN_TOKEN: &str = "bench-admin-token";
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef0123";
 /// The group of freshness probes, kept apart from the benchmark's data.
 pub const PROBE_GROUP: &str = "bench-probe";
 

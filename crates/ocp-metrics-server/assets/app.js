@@ -693,9 +693,8 @@
 
     exportCsv() {
       if (!this.prepared) return;
-      const q = (v) => (v == null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
       const t = this.prepared.table;
-      const csv = [t.header, ...t.rows].map((r) => r.map(q).join(',')).join('\n') + '\n';
+      const csv = globalThis.OcpCsv.csvText([t.header, ...t.rows]);
       const a = h('a', { href: URL.createObjectURL(new Blob([csv], { type: 'text/csv' })),
         download: `${this.spec.id}_${state.group}_${(this.lastBody.start || '').slice(0, 10).replace(/\//g, '-')}.csv` });
       document.body.append(a);

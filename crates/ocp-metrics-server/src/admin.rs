@@ -4,17 +4,18 @@
 use crate::app::App;
 use crate::error::ApiError;
 use axum::Json;
-use axum::extract::{Path, Query as UrlQuery, State};
+use axum::extract::{ConnectInfo, Path, Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::{
-    ClientName, GroupGrant, OAuthError, Registry, Scope, ScopeSet, check_grant_type,
-    parse_basic_credentials,
+    ClientName, FailureVerdict, GroupGrant, OAuthError, OperatorToken, Scope, ScopeSet,
+    check_grant_type, parse_basic_credentials,
 };
 use ocp_metrics_core::Endpoint;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 #[derive(Debug, Deserialize)]
 pub struct NewClient {
@@ -33,10 +34,31 @@ pub struct NewToken {
 }
 
 /// Checks the admin token; also run by the router before an admin request's body is read.
-pub(crate) fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = app.admin_token.as_deref() else {
-        return Err(ApiError::NotFound("no such endpoint: the admin API is disabled (set OCP_METRICS_ADMIN_TOKEN to enable it)".into()));
+pub(crate) fn admin(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &app.admin_token else {
+        return Err(ApiError::NotFound("no such endpoint: the admin API is disabled (set OCP_METRICS_ADMIN_TOKEN or --admin-token-file to enable it)".into()));
     };
+    require_operator_token(
+        app,
+        peer,
+        headers,
+        &[expected],
+        "admin API",
+        "the admin API needs `Authorization: Bearer <admin token>` (the server's OCP_METRICS_ADMIN_TOKEN)",
+    )
+}
+
+/// Checks that the request's bearer token is one of `accepted` (operator tokens such as the
+/// admin token). A missing or wrong token is a failed authentication from `peer`: 401, or 429
+/// once that address has failed too often. A right token is never refused.
+pub(crate) fn require_operator_token(
+    app: &App,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    accepted: &[&OperatorToken],
+    endpoint: &'static str,
+    hint: &str,
+) -> Result<(), ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -44,13 +66,55 @@ pub(crate) fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .unwrap_or("");
-    if !Registry::verify_admin(expected, presented.trim()) {
-        return Err(ApiError::Unauthorized(
-            "the admin API needs `Authorization: Bearer <OCP_METRICS_ADMIN_TOKEN>`".into(),
-        ));
+        .unwrap_or("")
+        .trim();
+    // Every accepted token is compared, so that the time taken does not say which one matched.
+    let matched = accepted
+        .iter()
+        .fold(false, |any, t| t.matches(presented) | any);
+    if matched {
+        return Ok(());
     }
-    Ok(())
+    Err(failed_authentication(
+        app,
+        peer,
+        endpoint,
+        ApiError::Unauthorized(hint.to_owned()),
+    ))
+}
+
+/// Counts a failed authentication from `peer` and logs it (never the credentials presented).
+/// Answers `unauthorized` while the address is within its allowance, then 429 with
+/// Retry-After; the first refusal of a run is logged, not every one.
+pub(crate) fn failed_authentication(
+    app: &App,
+    peer: SocketAddr,
+    endpoint: &'static str,
+    unauthorized: ApiError,
+) -> ApiError {
+    let source = peer.ip();
+    match app.auth.record_auth_failure(source) {
+        FailureVerdict::Counted => {
+            tracing::warn!(%source, endpoint, "failed authentication");
+            unauthorized
+        }
+        FailureVerdict::Refused { retry_after, first } => {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            if first {
+                tracing::warn!(
+                    %source,
+                    endpoint,
+                    "too many failed authentications from this address: answering 429 until it slows down (valid credentials are still accepted)"
+                );
+            }
+            ApiError::RateLimited {
+                message: format!(
+                    "too many failed authentications from this address; retry after {secs} s with valid credentials"
+                ),
+                retry_after_seconds: secs.max(1),
+            }
+        }
+    }
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -60,10 +124,11 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
 
 pub async fn create_client(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    admin(&app, &headers)?;
+    admin(&app, peer, &headers)?;
     let req: NewClient = json_body(&body)?;
     let (info, secret) = app.auth.create_client(
         ClientName::parse(&req.name)?,
@@ -78,18 +143,20 @@ pub async fn create_client(
 
 pub async fn list_clients(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    admin(&app, &headers)?;
+    admin(&app, peer, &headers)?;
     Ok(Json(app.auth.list_clients()).into_response())
 }
 
 pub async fn delete_client(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin(&app, &headers)?;
+    admin(&app, peer, &headers)?;
     match app.auth.delete_client(&id)? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::NotFound(format!(
@@ -100,10 +167,11 @@ pub async fn delete_client(
 
 pub async fn create_token(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    admin(&app, &headers)?;
+    admin(&app, peer, &headers)?;
     let req: NewToken = json_body(&body)?;
     let expires_at = match req.expires_at.as_deref() {
         None => None,
@@ -125,17 +193,22 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-pub async fn list_tokens(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
-    admin(&app, &headers)?;
+pub async fn list_tokens(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(&app, peer, &headers)?;
     Ok(Json(app.auth.list_tokens()).into_response())
 }
 
 pub async fn revoke_token(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin(&app, &headers)?;
+    admin(&app, peer, &headers)?;
     match app.auth.revoke_token(&id)? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::NotFound(format!(
@@ -147,6 +220,7 @@ pub async fn revoke_token(
 /// `POST /oauth2/token`: the client-credentials grant (RFC 6749 section 4.4).
 pub async fn token(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -155,29 +229,47 @@ pub async fn token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
-    let oauth = |e: OAuthError| ApiError::OAuth(e, basic.is_some());
-    check_grant_type(form.get("grant_type").map(String::as_str).unwrap_or("")).map_err(oauth)?;
-    let (id, secret) = match basic {
-        Some(h) => parse_basic_credentials(h).map_err(oauth)?,
-        None => match (form.get("client_id"), form.get("client_secret")) {
-            (Some(id), Some(secret)) => (id.clone(), secret.clone()),
-            _ => {
-                return Err(oauth(OAuthError::InvalidClient(
-                    "authenticate the client with HTTP Basic or the form fields client_id and client_secret".into(),
-                )));
-            }
-        },
+    let issued = check_grant_type(form.get("grant_type").map(String::as_str).unwrap_or(""))
+        .and_then(|()| client_credentials(basic, &form))
+        .and_then(|(id, secret)| {
+            app.auth
+                .issue_access_token(&id, &secret, form.get("scope").map(String::as_str))
+        });
+    let token = match issued {
+        Ok(token) => token,
+        Err(e @ OAuthError::InvalidClient(_)) => {
+            let unauthorized = ApiError::OAuth(e, basic.is_some());
+            return Err(failed_authentication(
+                &app,
+                peer,
+                "/oauth2/token",
+                unauthorized,
+            ));
+        }
+        Err(e) => return Err(ApiError::OAuth(e, basic.is_some())),
     };
-    let token = app
-        .auth
-        .issue_access_token(&id, &secret, form.get("scope").map(String::as_str))
-        .map_err(oauth)?;
     let mut response = Json(token).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         "no-store".parse().expect("static header"),
     );
     Ok(response)
+}
+
+/// The client id and secret, from HTTP Basic or the form fields.
+fn client_credentials(
+    basic: Option<&str>,
+    form: &HashMap<String, String>,
+) -> Result<(String, String), OAuthError> {
+    match basic {
+        Some(h) => parse_basic_credentials(h),
+        None => match (form.get("client_id"), form.get("client_secret")) {
+            (Some(id), Some(secret)) => Ok((id.clone(), secret.clone())),
+            _ => Err(OAuthError::InvalidClient(
+                "authenticate the client with HTTP Basic or the form fields client_id and client_secret".into(),
+            )),
+        },
+    }
 }
 
 /// Decodes `application/x-www-form-urlencoded`.

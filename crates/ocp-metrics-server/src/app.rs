@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use ocp_metrics_auth::{AuthConfig, Grants, Registry, Scope, bearer_token};
+use ocp_metrics_auth::{AuthConfig, Grants, OperatorToken, Registry, Scope, bearer_token};
 use ocp_metrics_core::{Clock, Endpoint};
 use ocp_metrics_store::{Engine, EngineConfig};
 use std::net::SocketAddr;
@@ -101,7 +101,11 @@ impl Default for Limits {
 pub struct ServerConfig {
     pub listen: String,
     pub data_dir: PathBuf,
-    pub admin_token: Option<String>,
+    /// Bearer token of the admin API; without it the admin API answers 404.
+    pub admin_token: Option<OperatorToken>,
+    /// Bearer token that may scrape `/metrics` (as may the admin token); with neither set,
+    /// `/metrics` answers 404.
+    pub metrics_token: Option<OperatorToken>,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
     pub auth: AuthConfig,
@@ -186,7 +190,8 @@ impl Readiness {
 pub struct App {
     pub readiness: Arc<Readiness>,
     pub auth: Arc<Registry>,
-    pub admin_token: Option<Arc<str>>,
+    pub admin_token: Option<OperatorToken>,
+    pub metrics_token: Option<OperatorToken>,
     pub limits: Limits,
     pub ingest_bytes: Arc<InflightBytes>,
     pub connections: Arc<ConnectionStats>,
@@ -483,7 +488,12 @@ async fn bounded(app: &App, request: Request) -> Result<Request, ApiError> {
     let body = match policy.read {
         BodyRead::ByHandler | BodyRead::Unread => body,
         BodyRead::AfterAdminAuth => {
-            admin::admin(app, &parts.headers)?;
+            let peer = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|info| info.0)
+                .ok_or_else(|| ApiError::Internal("the connection's address is missing".into()))?;
+            admin::admin(app, peer, &parts.headers)?;
             Body::from(read_body(body, policy.bytes_max, too_large).await?)
         }
         BodyRead::Anonymous => {
@@ -578,7 +588,7 @@ impl Server {
     /// Opens the auth registry, binds the listener, and starts recovering the store in the
     /// background (see [`App::ready`] to wait for it).
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        ocp_metrics_store::private::secure_data_dir(&config.data_dir)?;
         let clock = config.clock.clone();
         let auth = Registry::open(
             &config.data_dir,
@@ -589,7 +599,8 @@ impl Server {
         let app = App {
             readiness: Arc::new(Readiness::new()),
             auth: Arc::new(auth),
-            admin_token: config.admin_token.filter(|t| !t.is_empty()).map(Arc::from),
+            admin_token: config.admin_token,
+            metrics_token: config.metrics_token,
             ingest_bytes: Arc::new(InflightBytes::new(config.limits.inflight_ingest_bytes_max)),
             connections: Arc::new(ConnectionStats::new(config.limits.connections_max)),
             limits: config.limits,

@@ -1,16 +1,22 @@
 //! `GET /metrics`: the server's own health in the Prometheus text exposition format (version
-//! 0.0.4). Unauthenticated: it holds counts only, no tenant data (no group names, no values).
+//! 0.0.4). It holds counts only (no group names, no values), but those counts still tell an
+//! outsider how many tenants and series the service holds and how busy it is, so it needs a
+//! bearer token: the metrics scrape token (`OCP_METRICS_METRICS_TOKEN` or
+//! `--metrics-token-file`) or the admin token. With neither configured it answers 404.
 //!
 //! What recovery dropped is reported here as well as in the log, so that an operator can alert
 //! on it: `ocp_metrics_recovery_corrupt_records_skipped` above zero means acknowledged data was
 //! damaged on disk; `ocp_metrics_recovery_torn_tail_bytes` above zero is the normal trace of a
 //! crash in the middle of an unacknowledged append.
 
+use crate::admin::require_operator_token;
 use crate::app::{App, Phase};
-use axum::extract::State;
-use axum::http::header;
+use crate::error::ApiError;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 /// One metric family: help, type, and unlabelled value.
@@ -32,7 +38,32 @@ impl Out {
     }
 }
 
-pub async fn metrics(State(app): State<App>) -> Response {
+pub async fn metrics(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let accepted: Vec<_> = [&app.metrics_token, &app.admin_token]
+        .into_iter()
+        .flatten()
+        .collect();
+    if accepted.is_empty() {
+        return Err(ApiError::NotFound(
+            "no such endpoint: /metrics is disabled; set OCP_METRICS_METRICS_TOKEN (or --metrics-token-file) or the admin token to scrape it".into(),
+        ));
+    }
+    require_operator_token(
+        &app,
+        peer,
+        &headers,
+        &accepted,
+        "/metrics",
+        "/metrics needs `Authorization: Bearer <token>` with the metrics scrape token (OCP_METRICS_METRICS_TOKEN) or the admin token",
+    )?;
+    Ok(render(&app))
+}
+
+fn render(app: &App) -> Response {
     let mut out = Out(String::with_capacity(4096));
     let phase = app.readiness.phase();
     out.gauge(
@@ -69,6 +100,17 @@ pub async fn metrics(State(app): State<App>) -> Response {
         "http_connections_evicted_total",
         "Idle or half-sent HTTP connections closed to make room for a new one at the limit.",
         app.connections.evicted(),
+    );
+    let (auth_failures, auth_refused) = app.auth.auth_failure_counts();
+    out.counter(
+        "auth_failures_total",
+        "Failed authentications with an operator token (admin, /metrics) or a client secret (/oauth2/token).",
+        auth_failures,
+    );
+    out.counter(
+        "auth_failures_refused_total",
+        "Failed authentications answered 429 because their source address failed too often.",
+        auth_refused,
     );
     out.gauge(
         "ingest_inflight_bytes",

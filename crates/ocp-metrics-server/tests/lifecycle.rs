@@ -4,7 +4,7 @@
 //! connections past its limit with a 503 when every slot serves a request, and refuses
 //! events past the state bounds per event, naming the dimension.
 
-use ocp_metrics_auth::{ClientName, GroupGrant, ScopeSet};
+use ocp_metrics_auth::{ClientName, GroupGrant, OperatorToken, ScopeSet};
 use ocp_metrics_core::ManualClock;
 use ocp_metrics_server::{Limits, Server, ServerConfig};
 use ocp_metrics_store::{EngineConfig, StateLimits};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 const NOW: &str = "2024-03-27T12:00:00Z";
+const METRICS_TOKEN: &str = "lifecycle-metrics-token-0123456789abcdef";
 
 struct Running {
     rt: tokio::runtime::Runtime,
@@ -36,6 +37,7 @@ impl Running {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().to_path_buf(),
             admin_token: None,
+            metrics_token: Some(OperatorToken::parse("metrics token", METRICS_TOKEN).unwrap()),
             clock: Arc::new(ManualClock::new(NOW.parse().unwrap())),
             limits,
             auth: Default::default(),
@@ -90,7 +92,11 @@ impl Running {
     }
 
     fn metric(&self, name: &str) -> f64 {
-        let (_, _, text) = self.get("/metrics");
+        let (_, _, text) = answer(
+            ureq::get(&format!("{}/metrics", self.base))
+                .set("Authorization", &format!("Bearer {METRICS_TOKEN}"))
+                .call(),
+        );
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .unwrap_or_else(|| panic!("{name} not in:\n{text}"))

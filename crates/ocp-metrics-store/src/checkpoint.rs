@@ -135,7 +135,7 @@ impl FileCheckpoints {
     /// Opens (creating if needed) the store in `dir`, deleting leftover temporary files of saves
     /// that never completed and validating the checkpoints present.
     pub fn open(dir: &Path) -> Result<FileCheckpoints, CheckpointError> {
-        fs::create_dir_all(dir).map_err(io_context("create checkpoint directory"))?;
+        crate::private::create_dir(dir).map_err(io_context("create checkpoint directory"))?;
         let listing = list_dir(dir)?;
         for tmp in &listing.tmps {
             tracing::info!(path = %tmp.display(), "checkpoints: deleting an unfinished save");
@@ -250,7 +250,12 @@ fn write_durably(
     pos: LogPosition,
     payload: &[u8],
 ) -> Result<(), CheckpointError> {
-    let mut file = File::create(tmp).map_err(io_context("create temporary checkpoint"))?;
+    let mut file = crate::private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .map_err(io_context("create temporary checkpoint"))?;
     file.write_all(&encode_header(pos, payload))
         .map_err(io_context("write checkpoint header"))?;
     file.write_all(payload)

@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod log;
 pub mod snapshot;
+pub mod private;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, FileCheckpoints};
 pub use log::{EventLog, FileLog, FileLogOptions, LogError, LogPosition, RecoveryReport};

@@ -254,7 +254,7 @@ impl FileLog {
         dir: &Path,
         options: FileLogOptions,
     ) -> Result<(FileLog, RecoveryReport), LogError> {
-        fs::create_dir_all(dir).map_err(io_context("create log directory"))?;
+        crate::private::create_dir(dir).map_err(io_context("create log directory"))?;
         let mut ids = list_segments(dir)?;
         if ids.is_empty() {
             create_segment(dir, FIRST_SEGMENT)?;
@@ -690,10 +690,11 @@ fn read_segment(path: &Path, limit: u64, buf: &mut Vec<u8>) -> Result<(), LogErr
     Ok(())
 }
 
-/// Creates (or empties) a segment file and makes its directory entry durable, so that a crash
-/// cannot lose the file holding records that an append later reports as durable.
+/// Creates (or empties) a segment file, private to the server's user, and makes its directory
+/// entry durable, so that a crash cannot lose the file holding records that an append later
+/// reports as durable.
 fn create_segment(dir: &Path, id: u64) -> Result<File, LogError> {
-    let file = OpenOptions::new()
+    let file = crate::private::file_options()
         .write(true)
         .create(true)
         .truncate(true)

@@ -9,14 +9,10 @@ pub struct Target {
     /// Base URL of the running server.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// The admin token the server was started with.
-    #[arg(
-        long,
-        global = true,
-        env = "OCP_METRICS_ADMIN_TOKEN",
-        hide_env_values = true
-    )]
-    admin_token: Option<String>,
+    /// File holding the admin token the server was started with; or set the environment
+    /// variable OCP_METRICS_ADMIN_TOKEN (never an argument: other local users can read those).
+    #[arg(long, global = true, value_name = "PATH")]
+    admin_token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -100,9 +96,11 @@ pub fn token(action: TokenAction, t: &Target) -> anyhow::Result<()> {
 }
 
 fn call(t: &Target, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let Some(admin) = &t.admin_token else {
-        bail!("set OCP_METRICS_ADMIN_TOKEN (or --admin-token) to the server's admin token");
+    let Some(admin) = crate::operator_token(crate::ADMIN_TOKEN_ENV, t.admin_token_file.as_deref())?
+    else {
+        bail!("set OCP_METRICS_ADMIN_TOKEN (or --admin-token-file) to the server's admin token");
     };
+    let admin = admin.expose();
     let url = format!("{}{path}", t.server.trim_end_matches('/'));
     let req = ureq::request(method, &url).set("Authorization", &format!("Bearer {admin}"));
     let result = match body {

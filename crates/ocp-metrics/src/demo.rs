@@ -114,10 +114,11 @@ impl Demo {
     }
 }
 
-/// A random admin token for a demo started without one.
+/// A random admin token for a demo started without one: 256 bits as 64 hex characters, well
+/// over the 32 characters an operator token needs.
 pub fn random_token() -> String {
     use rand::RngCore;
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -6,6 +6,7 @@ mod demo;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ocp_metrics_auth::OperatorToken;
 use ocp_metrics_core::limits::{DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX};
 use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
 use ocp_metrics_server::{
@@ -13,7 +14,7 @@ use ocp_metrics_server::{
     RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
 };
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
@@ -57,9 +58,17 @@ struct ServeArgs {
     /// Directory of the embedded store (created if missing).
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
-    /// Bearer token of the admin API; the admin API answers 404 when unset.
-    #[arg(long, env = "OCP_METRICS_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
+    /// File holding the bearer token of the admin API (at least 32 characters; one trailing
+    /// newline is ignored). Or set the environment variable OCP_METRICS_ADMIN_TOKEN; never pass
+    /// a token as an argument, which other local users can read. Without either the admin API
+    /// answers 404.
+    #[arg(long, value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
+    /// File holding a bearer token that may scrape /metrics (the admin token may too). Or set
+    /// the environment variable OCP_METRICS_METRICS_TOKEN. With neither token set, /metrics
+    /// answers 404.
+    #[arg(long, value_name = "PATH")]
+    metrics_token_file: Option<PathBuf>,
     /// Start the clock at this RFC 3339 instant (it then advances in real time). For demos and
     /// tests that need known bucket labels.
     #[arg(long)]
@@ -153,15 +162,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Some(t) => Arc::new(OffsetClock::new(t)),
             None => Arc::new(SystemClock),
         };
-        let admin_token = match (&args.admin_token, args.demo) {
-            (Some(t), _) => Some(t.clone()),
-            (None, true) => Some(demo::random_token()),
+        let admin_token = match (
+            operator_token(ADMIN_TOKEN_ENV, args.admin_token_file.as_deref())?,
+            args.demo,
+        ) {
+            (Some(t), _) => Some(t),
+            (None, true) => Some(OperatorToken::parse(
+                "the demo's admin token",
+                &demo::random_token(),
+            )?),
             (None, false) => None,
         };
+        let metrics_token = operator_token(METRICS_TOKEN_ENV, args.metrics_token_file.as_deref())?;
         let config = ServerConfig {
             listen: args.listen.clone(),
             data_dir: args.data_dir.clone(),
             admin_token: admin_token.clone(),
+            metrics_token,
             clock: clock.clone(),
             limits: Limits {
                 body_bytes_max: args.body_bytes_max,
@@ -200,7 +217,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let demo = match (&admin_token, args.demo) {
             (Some(admin), true) => {
                 server.app().ready().await?;
-                Some(demo::start(&server, addr, admin, args.demo_days).await?)
+                Some(demo::start(&server, addr, admin.expose(), args.demo_days).await?)
             }
             _ => None,
         };
@@ -210,6 +227,59 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The environment variable holding the admin token.
+pub(crate) const ADMIN_TOKEN_ENV: &str = "OCP_METRICS_ADMIN_TOKEN";
+/// The environment variable holding the metrics scrape token.
+const METRICS_TOKEN_ENV: &str = "OCP_METRICS_METRICS_TOKEN";
+
+/// An operator token from the environment variable `env` or from `file` (not both), checked
+/// (at least 32 characters). An empty variable counts as unset. Tokens are never taken from
+/// the command line, which every local user can read in the process list.
+pub(crate) fn operator_token(
+    env: &str,
+    file: Option<&Path>,
+) -> anyhow::Result<Option<OperatorToken>> {
+    let from_env = match std::env::var(env) {
+        Ok(v) if v.is_empty() => None,
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{env} is not valid UTF-8"),
+    };
+    let (name, raw) = match (from_env, file) {
+        (Some(_), Some(path)) => anyhow::bail!(
+            "both {env} and a token file ({}) are set; keep one",
+            path.display()
+        ),
+        (Some(v), None) => (env.to_string(), v),
+        (None, Some(path)) => (
+            format!("the token in {}", path.display()),
+            read_token_file(path)?,
+        ),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(OperatorToken::parse(&name, &raw)?))
+}
+
+/// The token in `path`, without one trailing newline. Warns when other users can read it.
+fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the token file is readable by other users; chmod 600 it"
+            );
+        }
+    }
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(line.strip_suffix('\r').unwrap_or(line).to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT.

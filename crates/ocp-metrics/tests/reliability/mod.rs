@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// The groups of generated events.
 pub const GROUPS: [&str; 3] = ["acme", "globex", "initech"];
 
-pub const ADMIN_TOKEN: &str = "reliability-admin";
+pub const ADMIN_TOKEN: &str = "reliability-admin-0123456789abcdef01234";
 /// The server clock starts here at every start, and advances in real time.
 pub const CLOCK_START: &str = "2024-03-27T12:00:00Z";
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -190,7 +190,12 @@ impl Proc {
 
     /// `GET /metrics` as name -> value.
     pub fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
-        let (status, text) = get(&format!("{}/metrics", self.base_url)).unwrap();
+        let url = format!("{}/metrics", self.base_url);
+        let scrape = agent()
+            .get(&url)
+            .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .call();
+        let (status, text) = finish(scrape).unwrap();
         assert_eq!(status, 200, "{text}");
         text.lines()
             .filter(|l| !l.starts_with('#'))

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The admin token every test server runs with (unless started with [`Options::no_admin`]).
-pub const ADMIN_TOKEN: &str = "test-admin";
+pub const ADMIN_TOKEN: &str = "test-admin-0123456789abcdef0123456789";
 /// The server clock starts here and advances in real time.
 pub const CLOCK_START: &str = "2024-03-27T12:00:00Z";
 /// Seconds of `CLOCK_START` since midnight UTC of 2024-03-27.
@@ -1003,4 +1003,98 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+// -------------------------------------------------------------------- start-up refusals
+
+/// How a `serve` that should refuse to start ended.
+#[derive(Debug)]
+pub struct Exit {
+    /// The exit code; `None` when the server was still running at the deadline (and killed).
+    pub code: Option<i32>,
+    pub stderr: String,
+}
+
+/// Runs `ocp-metrics serve --listen 127.0.0.1:0` over a fresh data dir with `args`, the
+/// `OCP_METRICS_*` token variables removed and then `env` set, and waits up to `timeout` for it
+/// to exit.
+pub fn serve_until_exit(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Exit {
+    let data = tempfile::tempdir().expect("temp data dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocp-metrics"));
+    cmd.arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(args)
+        .env_remove("OCP_METRICS_ADMIN_TOKEN")
+        .env_remove("OCP_METRICS_METRICS_TOKEN")
+        .env("RUST_BACKTRACE", "0")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn ocp-metrics");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Exit {
+        code,
+        stderr: reader.join().unwrap_or_default(),
+    }
+}
+
+/// Every directory under `dir` (not `dir` itself), recursively.
+pub fn dirs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                out.push(p.clone());
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
+
+impl TestServer {
+    /// The whole log of the current (or last) run of the server.
+    pub fn log_text(&self) -> String {
+        let path = self.logs.path().join(format!("server-{}.log", self.starts));
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// Waits (at most 20 s) until `/readyz` answers 200: the store has recovered.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let r = self.request("GET", "/readyz", &[], None);
+            if r.status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready within {STARTUP_TIMEOUT:?}: {}",
+                r.text
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
