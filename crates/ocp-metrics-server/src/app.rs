@@ -154,6 +154,8 @@ pub struct App {
     pub limits: Limits,
     pub ingest_bytes: Arc<InflightBytes>,
     pub connections: Arc<ConnectionStats>,
+    /// Open live streams (`GET /api/v1/live`), counted apart from connections.
+    pub live: Arc<crate::live::LiveStreams>,
 }
 
 impl App {
@@ -267,7 +269,8 @@ pub fn router(app: App) -> Router {
         )
         .route("/admin/v1/tokens/{id}", delete(admin::revoke_token))
         .route("/api/v1/catalog", get(admin::catalog))
-        .route("/api/v1/catalog/values", get(admin::catalog_values));
+        .route("/api/v1/catalog/values", get(admin::catalog_values))
+        .route("/api/v1/live", get(crate::live::live));
     for endpoint in Endpoint::ALL {
         r = r.route(
             endpoint.path(),
@@ -381,6 +384,7 @@ impl Server {
             admin_token: config.admin_token.filter(|t| !t.is_empty()).map(Arc::from),
             ingest_bytes: Arc::new(InflightBytes::new(config.limits.inflight_ingest_bytes_max)),
             connections: Arc::new(ConnectionStats::new(config.limits.connections_max)),
+            live: Arc::default(),
             limits: config.limits,
         };
         let recovery = tokio::spawn(recover(
@@ -416,11 +420,14 @@ impl Server {
             let readiness = readiness.clone();
             async move { readiness.failed().await }
         };
+        let live = self.app.live.clone();
         let stop = async move {
             tokio::select! {
                 () = shutdown => {},
                 () = failed => {},
             }
+            // Live streams never end on their own, and a graceful shutdown waits for them.
+            live.close_all();
         };
         let listener = LimitedListener::new(self.listener, self.app.connections.clone());
         axum::serve(listener, router(self.app))
