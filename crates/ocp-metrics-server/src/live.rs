@@ -311,7 +311,10 @@ impl LiveRequest {
 
 /// The instants a window ending `now` spans: `window` back, and one slot ahead so that the
 /// running bucket is included (buckets that start after the clock are left out anyway).
-fn window_at(now: jiff::Timestamp, window: jiff::SignedDuration) -> (jiff::Timestamp, jiff::Timestamp) {
+fn window_at(
+    now: jiff::Timestamp,
+    window: jiff::SignedDuration,
+) -> (jiff::Timestamp, jiff::Timestamp) {
     let start = now.checked_sub(window).unwrap_or(now);
     let end = now
         .checked_add(jiff::SignedDuration::from_secs(SLOT_SECONDS))
@@ -508,7 +511,9 @@ async fn send(tx: &mpsc::Sender<Bytes>, message: Bytes) -> bool {
     match tx.send_timeout(message, wait).await {
         Ok(()) => true,
         Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-            tracing::info!("a live stream's client did not read for {LIVE_SLOW_CLIENT_MS} ms; closed");
+            tracing::info!(
+                "a live stream's client did not read for {LIVE_SLOW_CLIENT_MS} ms; closed"
+            );
             false
         }
         Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
@@ -592,12 +597,20 @@ mod tests {
         assert_eq!(r.endpoint, Endpoint::V3RtMiniapps);
         assert_eq!(
             r.draft.metrics.as_deref(),
-            Some(&["miniapps_invocations".to_string(), "miniapps_no_inputs".to_string()][..])
+            Some(
+                &[
+                    "miniapps_invocations".to_string(),
+                    "miniapps_no_inputs".to_string()
+                ][..]
+            )
         );
         assert_eq!(
             r.draft.filters,
             Some(vec![
-                ("channel".to_string(), FilterDraft::Values(vec!["chat".into()])),
+                (
+                    "channel".to_string(),
+                    FilterDraft::Values(vec!["chat".into()])
+                ),
                 ("test_flag".to_string(), FilterDraft::Bool(false)),
             ])
         );
@@ -620,12 +633,27 @@ mod tests {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("group", "acme")], "`family` is required"),
             (&[("family", "batch")], "not a real-time family"),
-            (&[("family", "sessions"), ("window_minutes", "4")], "from 5 to 2880"),
-            (&[("family", "sessions"), ("window_minutes", "2881")], "from 5 to 2880"),
-            (&[("family", "sessions"), ("filter", "{}")], "unknown parameter `filter`"),
+            (
+                &[("family", "sessions"), ("window_minutes", "4")],
+                "from 5 to 2880",
+            ),
+            (
+                &[("family", "sessions"), ("window_minutes", "2881")],
+                "from 5 to 2880",
+            ),
+            (
+                &[("family", "sessions"), ("filter", "{}")],
+                "unknown parameter `filter`",
+            ),
             (&[("family", "sessions"), ("filters", "[1]")], "JSON object"),
-            (&[("family", "sessions"), ("drilldown", "yes")], "true or false"),
-            (&[("family", "sessions"), ("family", "dialogs")], "given twice"),
+            (
+                &[("family", "sessions"), ("drilldown", "yes")],
+                "true or false",
+            ),
+            (
+                &[("family", "sessions"), ("family", "dialogs")],
+                "given twice",
+            ),
         ];
         for (pairs, want) in cases {
             let e = LiveRequest::parse(params(pairs)).unwrap_err();

@@ -152,7 +152,10 @@ fn an_ingested_event_arrives_as_the_bucket_it_changed() {
         .collect();
     assert_eq!(dps, want);
     assert_eq!(data["from"], "2024-03-27 16:30:00.0");
-    assert_eq!(data["series"][0]["tags"], json!({"group": "acme", "channel": "chat"}));
+    assert_eq!(
+        data["series"][0]["tags"],
+        json!({"group": "acme", "channel": "chat"})
+    );
 
     // One chat invocation now and one on another channel: the filter keeps the chat one, and
     // only the bucket that changed is sent.
