@@ -661,6 +661,19 @@ mod tests {
         }
     }
 
+    /// A client that takes nothing is given up on (after `LIVE_SLOW_CLIENT_MS`), not queued
+    /// for without end; one that reads gets its message.
+    #[tokio::test]
+    async fn a_client_that_does_not_read_is_dropped() {
+        let (tx, mut rx) = mpsc::channel(1);
+        assert!(send(&tx, Bytes::from_static(b"first")).await);
+        assert!(!send(&tx, Bytes::from_static(b"second")).await);
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"first"[..]));
+        assert!(send(&tx, Bytes::from_static(b"third")).await);
+        drop(rx);
+        assert!(!send(&tx, Bytes::from_static(b"fourth")).await);
+    }
+
     #[test]
     fn the_next_slot_is_at_the_next_five_minute_boundary() {
         let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
