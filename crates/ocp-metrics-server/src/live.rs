@@ -287,8 +287,12 @@ impl LiveRequest {
         })
     }
 
-    /// The query over the window ending now. The draft's times are written in its own zone
-    /// (UTC when the zone is unknown: parsing then refuses the zone with the usual message).
+    /// Checks everything but the times, as `POST` of the same body would, and returns the
+    /// query; [`Stream::answer`] sets its times to the window before each run. The draft is
+    /// parsed with times that are valid whatever the zone does: five minutes back and two hours
+    /// ahead, written in the query's zone (UTC when the zone is unknown: parsing then refuses
+    /// it with the usual message), so that neither a clock change read on the local clock nor
+    /// the 48-hour limit can refuse a good request.
     fn query(&self, now: jiff::Timestamp) -> Result<Query, ApiError> {
         let zone = self
             .draft
@@ -296,16 +300,19 @@ impl LiveRequest {
             .as_deref()
             .and_then(|z| jiff::tz::TimeZone::get(z).ok())
             .unwrap_or(jiff::tz::TimeZone::UTC);
-        let (start, end) = window_at(now, self.window);
-        let local = |t: jiff::Timestamp| {
-            t.to_zoned(zone.clone())
+        let local = |minutes: i64| {
+            now.checked_add(jiff::SignedDuration::from_mins(minutes))
+                .unwrap_or(now)
+                .to_zoned(zone.clone())
                 .strftime("%Y/%m/%d %H:%M:%S")
                 .to_string()
         };
         let mut draft = self.draft.clone();
-        draft.start = Some(local(start));
-        draft.end = Some(local(end));
-        Ok(Query::parse(self.endpoint, draft, now)?)
+        draft.start = Some(local(-5));
+        draft.end = Some(local(120));
+        let mut query = Query::parse(self.endpoint, draft, now)?;
+        (query.start, query.end) = window_at(now, self.window);
+        Ok(query)
     }
 }
 
