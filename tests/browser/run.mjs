@@ -51,7 +51,7 @@ async function busiestGroup(base) {
   const f = (ms) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ').replace(/-/g, '/');
   const sums = {};
   for (const group of cat.groups.slice(0, 12)) {
-    const body = { metrics: ['session.initiated'], filters: {}, group, downsampling: 'hour', timezone: 'UTC', start: f(now - 3600e3), end: f(now + 300e3) };
+    const body = { metrics: ['session.initiated'], filters: {}, group, downsampling: 'five_min', timezone: 'UTC', start: f(now - 3600e3), end: f(now + 300e3) };
     const r = await fetch(`${base}/metrics-api/v3/realtime/metrics/sessions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
     sums[group] = Object.values((await r.json())[0].dps).reduce((a, b) => a + b, 0);
   }

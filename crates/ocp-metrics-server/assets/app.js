@@ -334,7 +334,7 @@
   async function busiestGroup(groups) {
     if (groups.length <= 1) return groups[0];
     const now = serverNow();
-    const body = (group) => ({ metrics: ['session.initiated'], filters: {}, group, downsampling: 'hour', timezone: 'UTC',
+    const body = (group) => ({ metrics: ['session.initiated'], filters: {}, group, downsampling: 'five_min', timezone: 'UTC',
       start: wall(partsIn(now - 3600e3, 'UTC')), end: wall(partsIn(now + 300e3, 'UTC')) });
     const sums = await Promise.all(groups.slice(0, GROUP_PROBE_MAX).map(async (g) => {
       try {

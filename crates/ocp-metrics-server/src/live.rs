@@ -176,11 +176,11 @@ pub async fn live(
         engine,
         query,
         window: request.window,
-        sent: HashMap::new(),
+        sent: Sent::default(),
     };
     let first = stream.answer().await?;
     let (tx, rx) = mpsc::channel(LIVE_CHANNEL_MESSAGES_MAX);
-    let snapshot = stream.diff(&first, "snapshot");
+    let snapshot = stream.sent.diff(&first, Message::Snapshot);
     let shutdown = app.live.shutdown.subscribe();
     tokio::spawn(async move {
         let _permit = permit;
@@ -356,32 +356,27 @@ struct Stream {
     engine: Engine,
     query: Query,
     window: jiff::SignedDuration,
-    /// Every series sent and the value of each bucket of the current window, as last sent.
-    sent: HashMap<SeriesKey, HashMap<String, u64>>,
+    sent: Sent,
 }
 
-impl Stream {
-    /// Answers the query over the window ending now.
-    async fn answer(&mut self) -> Result<Answer, ApiError> {
-        let (start, end) = window_at(self.engine.now(), self.window);
-        self.query.start = start;
-        self.query.end = end;
-        let engine = self.engine.clone();
-        let query = self.query.clone();
-        tokio::task::spawn_blocking(move || engine.query(&query))
-            .await
-            .map_err(|e| ApiError::Internal(format!("live query task: {e}")))?
-            .map_err(ApiError::from)
-    }
+/// What a client has been sent, to tell what changed.
+#[derive(Debug, Default)]
+struct Sent {
+    /// Every series sent and the value of each bucket of the current window, as last sent.
+    series: HashMap<SeriesKey, HashMap<String, u64>>,
+    /// The first label of the window, as last sent: when it moves, the client drops buckets.
+    from: Option<String>,
+}
 
+impl Sent {
     /// The message for what changed since the last one (every bucket, the first time), or
     /// `None` when nothing did; remembers the answer as sent.
-    fn diff(&mut self, answer: &Answer, event: &str) -> Option<Bytes> {
+    fn diff(&mut self, answer: &Answer, kind: Message) -> Option<Bytes> {
         let mut current: HashMap<SeriesKey, HashMap<String, u64>> = HashMap::new();
         let mut changed = Vec::new();
         for s in &answer.series {
             let key: SeriesKey = (s.metric, s.tags.clone());
-            let before = self.sent.get(&key);
+            let before = self.series.get(&key);
             let dps: Vec<(&str, u64)> = answer
                 .labels
                 .iter()
@@ -396,18 +391,22 @@ impl Stream {
             current.insert(key, values.collect());
         }
         let removed: Vec<&SeriesKey> = self
-            .sent
+            .series
             .keys()
             .filter(|k| !current.contains_key(*k))
             .collect();
         // The snapshot is sent even when it is empty: it tells the client the stream is live.
-        if changed.is_empty() && removed.is_empty() && event != "snapshot" {
-            self.sent = current;
+        let from = answer.labels.first().cloned();
+        if changed.is_empty() && removed.is_empty() && from == self.from && kind == Message::Update
+        {
+            self.series = current;
             return None;
         }
         let mut out = String::with_capacity(256);
-        out.push_str("event: ");
-        out.push_str(event);
+        out.push_str(match kind {
+            Message::Snapshot => "event: snapshot",
+            Message::Update => "event: update",
+        });
         out.push_str("\ndata: {\"from\":");
         match answer.labels.first() {
             Some(l) => push_str(&mut out, l),
@@ -439,8 +438,33 @@ impl Stream {
             out.push('}');
         }
         out.push_str("]}\n\n");
-        self.sent = current;
+        self.series = current;
+        self.from = from;
         Some(Bytes::from(out))
+    }
+}
+
+/// The two kinds of data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Message {
+    /// The first: the whole window.
+    Snapshot,
+    /// Every later one: what changed.
+    Update,
+}
+
+impl Stream {
+    /// Answers the query over the window ending now.
+    async fn answer(&mut self) -> Result<Answer, ApiError> {
+        let (start, end) = window_at(self.engine.now(), self.window);
+        self.query.start = start;
+        self.query.end = end;
+        let engine = self.engine.clone();
+        let query = self.query.clone();
+        tokio::task::spawn_blocking(move || engine.query(&query))
+            .await
+            .map_err(|e| ApiError::Internal(format!("live query task: {e}")))?
+            .map_err(ApiError::from)
     }
 
     /// Sends the snapshot, then updates and heartbeats until the client goes, is too slow, or
@@ -493,7 +517,7 @@ impl Stream {
             commits.mark_unchanged();
             pushed = Instant::now();
             let message = match self.answer().await {
-                Ok(answer) => self.diff(&answer, "update"),
+                Ok(answer) => self.sent.diff(&answer, Message::Update),
                 Err(e) => Some(error_event(&e)),
             };
             let Some(message) = message else { continue };
@@ -666,6 +690,71 @@ mod tests {
             let e = LiveRequest::parse(params(pairs)).unwrap_err();
             assert!(e.to_string().contains(want), "{pairs:?}: {e}");
         }
+    }
+
+    fn answer(labels: &[&str], series: &[(&'static str, &str, &[u64])]) -> Answer {
+        Answer {
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            series: series
+                .iter()
+                .map(
+                    |(metric, channel, values)| ocp_metrics_core::query::AnswerSeries {
+                        metric,
+                        tags: vec![("group", "acme".into()), ("channel", channel.to_string())],
+                        values: values.to_vec(),
+                    },
+                )
+                .collect(),
+        }
+    }
+
+    fn text(message: Option<Bytes>) -> String {
+        String::from_utf8(message.expect("a message").to_vec()).unwrap()
+    }
+
+    #[test]
+    fn only_what_changed_is_sent() {
+        let mut sent = Sent::default();
+        let m = "miniapps_invocations";
+        let first = answer(&["10:00", "10:05"], &[(m, "chat", &[1, 0])]);
+        assert_eq!(
+            text(sent.diff(&first, Message::Snapshot)),
+            "event: snapshot\ndata: {\"from\":\"10:00\",\"series\":[{\"metric\":\"miniapps_invocations\",\"tags\":{\"group\":\"acme\",\"channel\":\"chat\"},\"dps\":{\"10:00\":1,\"10:05\":0}}],\"removed\":[]}\n\n"
+        );
+        // The same answer again: nothing to send.
+        assert_eq!(sent.diff(&first, Message::Update), None);
+        // A late event in the older bucket, and a new combination (drilldown).
+        let second = answer(
+            &["10:00", "10:05"],
+            &[(m, "chat", &[2, 0]), (m, "omIVR", &[0, 1])],
+        );
+        assert_eq!(
+            text(sent.diff(&second, Message::Update)),
+            "event: update\ndata: {\"from\":\"10:00\",\"series\":[{\"metric\":\"miniapps_invocations\",\"tags\":{\"group\":\"acme\",\"channel\":\"chat\"},\"dps\":{\"10:00\":2}},{\"metric\":\"miniapps_invocations\",\"tags\":{\"group\":\"acme\",\"channel\":\"omIVR\"},\"dps\":{\"10:00\":0,\"10:05\":1}}],\"removed\":[]}\n\n"
+        );
+        // The window moves on: a new empty bucket, the chat series leaves the answer.
+        let third = answer(&["10:05", "10:10"], &[(m, "omIVR", &[1, 0])]);
+        assert_eq!(
+            text(sent.diff(&third, Message::Update)),
+            "event: update\ndata: {\"from\":\"10:05\",\"series\":[{\"metric\":\"miniapps_invocations\",\"tags\":{\"group\":\"acme\",\"channel\":\"omIVR\"},\"dps\":{\"10:10\":0}}],\"removed\":[{\"metric\":\"miniapps_invocations\",\"tags\":{\"group\":\"acme\",\"channel\":\"chat\"}}]}\n\n"
+        );
+        // Only the first bucket leaves: the new `from` is still news.
+        let fourth = answer(&["10:10"], &[(m, "omIVR", &[0])]);
+        assert_eq!(
+            text(sent.diff(&fourth, Message::Update)),
+            "event: update\ndata: {\"from\":\"10:10\",\"series\":[],\"removed\":[]}\n\n"
+        );
+    }
+
+    #[test]
+    fn an_empty_snapshot_is_still_sent() {
+        let mut sent = Sent::default();
+        let empty = answer(&[], &[]);
+        assert_eq!(
+            text(sent.diff(&empty, Message::Snapshot)),
+            "event: snapshot\ndata: {\"from\":null,\"series\":[],\"removed\":[]}\n\n"
+        );
+        assert_eq!(sent.diff(&empty, Message::Update), None);
     }
 
     /// A client that takes nothing is given up on (after `LIVE_SLOW_CLIENT_MS`), not queued
