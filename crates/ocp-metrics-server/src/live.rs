@@ -516,13 +516,18 @@ impl Stream {
             }
             commits.mark_unchanged();
             pushed = Instant::now();
-            let message = match self.answer().await {
-                Ok(answer) => self.sent.diff(&answer, Message::Update),
-                Err(e) => Some(error_event(&e)),
+            let answer = match self.answer().await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    // Sent or not, the stream ends: the request must change before it can work.
+                    send(&tx, error_event(&e)).await;
+                    return;
+                }
             };
-            let Some(message) = message else { continue };
-            let fatal = message.starts_with(b"event: error");
-            if !send(&tx, message).await || fatal {
+            let Some(message) = self.sent.diff(&answer, Message::Update) else {
+                continue;
+            };
+            if !send(&tx, message).await {
                 return;
             }
             written = Instant::now();
@@ -556,7 +561,10 @@ async fn send(tx: &mpsc::Sender<Bytes>, message: Bytes) -> bool {
 fn error_event(e: &ApiError) -> Bytes {
     let mut out = String::from("event: error\ndata: {\"message\":");
     let message = match e {
-        ApiError::Internal(_) => "internal error: the live query could not be answered".into(),
+        ApiError::Internal(detail) => {
+            tracing::error!(detail = %detail, "a live query failed");
+            "internal error: the live query could not be answered".into()
+        }
         other => other.to_string(),
     };
     push_str(&mut out, &message);
