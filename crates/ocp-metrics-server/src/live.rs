@@ -84,11 +84,6 @@ impl Default for LiveStreams {
 }
 
 impl LiveStreams {
-    /// Streams open right now, all tokens together.
-    pub fn open(&self) -> usize {
-        self.per_token.lock().values().sum()
-    }
-
     /// Ends every stream (each sends nothing more and closes) and refuses new ones: a graceful
     /// shutdown waits for open responses, and a stream would otherwise never end.
     pub fn close_all(&self) {
