@@ -199,7 +199,7 @@ function query(p, body) {
 // ------------------------------------------------------------------------------------------------
 // HTTP
 // ------------------------------------------------------------------------------------------------
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml' };
 // The real server's policy (crates/ocp-metrics-server/src/assets.rs), so that the page is
 // developed and tested under it: no inline script or style, no eval.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";

@@ -38,15 +38,58 @@ async function startMock() {
 }
 
 class Failure extends Error {}
+const mockMode = baseArg === 'mock';
 const check = (cond, msg) => { if (!cond) throw new Failure(msg); };
 
 const step = (name) => console.log(`  - ${name}`);
 
+// Active sessions over the last hour of each group the token sees (as the page itself asks).
+async function busiestGroup(base) {
+  const auth = { Authorization: `Bearer ${token}` };
+  const cat = await (await fetch(`${base}/api/v1/catalog`, { headers: auth })).json();
+  const now = Date.now();
+  const f = (ms) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ').replace(/-/g, '/');
+  const sums = {};
+  for (const group of cat.groups.slice(0, 12)) {
+    const body = { metrics: ['session.initiated'], filters: {}, group, downsampling: 'five_min', timezone: 'UTC', start: f(now - 3600e3), end: f(now + 300e3) };
+    const r = await fetch(`${base}/metrics-api/v3/realtime/metrics/sessions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    sums[group] = Object.values((await r.json())[0].dps).reduce((a, b) => a + b, 0);
+  }
+  const group = Object.keys(sums).reduce((a, b) => (sums[b] > sums[a] ? b : a));
+  return { group, sums };
+}
+
+// `count` miniApp invocations in `group`, started and ended now, through the ingest API.
+async function ingestMiniapps(base, group, count) {
+  const now = new Date().toISOString();
+  const run = Date.now();
+  const lines = [...Array(count).keys()].map((i) => JSON.stringify({
+    id: `browser-live-${run}-${i}`, type: 'miniapp_end', time: now, started_at: now, group, session_id: `browser-live-${run}`,
+    channel: 'omIVR', region: 'us1', miniapp_name: 'LiveCheck', miniapp_id: 'live-check', miniapp_type: 'Announcement',
+    locale: 'en-US', result: 'success' }));
+  const r = await fetch(`${base}/ingest/v1/events`, { method: 'POST', body: lines.join('\n') + '\n',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/x-ndjson' } });
+  const answer = await r.json();
+  check(r.status === 200 && answer.accepted === count, `ingest: ${r.status} ${JSON.stringify(answer)}`);
+}
+
 async function main(page, base) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url || '')) errors.push(`console error: ${m.text()}`); });
+  // The mock server has no live endpoint: there, the 404 of /api/v1/live is the expected path to polling.
+  const expected = (url) => mockMode && /\/api\/v1\/live/.test(url || '');
+  page.on('console', (m) => { if (m.type() === 'error' && !expected(m.location().url)) errors.push(`console error: ${m.text()}`); });
+  const queries = []; // every query the page sends, to tell a live update from a poll
+  page.on('request', (r) => { if (r.url().includes('/metrics-api/')) queries.push(r.url()); });
 
+  const waitMode = async (mode) => {
+    try {
+      await page.waitForFunction((m) => document.querySelector('[data-testid="rt-live"]')?.dataset.mode === m, mode, { timeout: TIMEOUT, polling: 100 });
+    } catch {
+      const el = await page.$eval('[data-testid="rt-live"]', (e) => `${e.dataset.mode}: ${e.title}`).catch(() => 'missing');
+      throw new Failure(`the live badge did not say ${mode}; it is ${el}`);
+    }
+  };
   const attrs = (id) => page.evaluate((id) => {
     const el = document.querySelector(`[data-testid="chart-${id}"]`);
     if (!el) return null;
@@ -75,6 +118,39 @@ async function main(page, base) {
   check(rt0.request.metrics.includes('session.initiated'), `rt-sessions request has no session.initiated: ${rt0.rawRequest}`);
   check(ins0.request.metrics.includes('sessions') && ins0.request.metrics.includes('duration10sec'), `ins-sessions request: ${ins0.rawRequest}`);
   for (const id of ['rt-dialogs', 'rt-miniapps', 'ins-outcome', 'ins-miniapps', 'ins-peak']) await waitCard(id, 'its first answer', () => true);
+
+  step('the favicon is served as SVG');
+  const icon = await page.evaluate(async () => {
+    const href = document.querySelector('link[rel="icon"]')?.getAttribute('href');
+    const r = href ? await fetch(href) : null;
+    return { href, status: r && r.status, type: r && r.headers.get('content-type') };
+  });
+  check(icon.status === 200 && icon.type === 'image/svg+xml', `favicon: ${JSON.stringify(icon)}`);
+
+  if (mockMode) {
+    step('without a live endpoint the real-time tab says polling');
+    await waitMode('polling');
+  } else {
+    step('the busiest group is shown first');
+    const busiest = await busiestGroup(base);
+    const shown = await page.$eval('[data-testid="group-select"]', (el) => el.value);
+    check(shown === busiest.group, `the page opened on ${shown}, the busiest group is ${busiest.group} (${JSON.stringify(busiest.sums)})`);
+
+    step('live: an ingested event changes a number on the page without a reload');
+    await waitMode('live');
+    const before = await waitCard('rt-miniapps', 'its answer', () => true);
+    const sent = queries.length;
+    const count = 40;
+    await ingestMiniapps(base, shown, count);
+    const after = await waitCard('rt-miniapps', `a total of at least ${before.total + count}`, (a, want) => a.total >= want, before.total + count);
+    check(queries.length === sent, `the change came from ${queries.length - sent} queries, not from the live stream: ${queries.slice(sent).join(', ')}`);
+    check(await page.evaluate(() => performance.getEntriesByType('navigation').length) === 1, 'the page was reloaded');
+    const mode = await page.$eval('[data-testid="rt-live"]', (el) => el.dataset.mode);
+    check(mode === 'live', `the live badge says ${mode}`);
+    console.log(`    rt-miniapps total ${before.total} -> ${after.total} after ingesting ${count} invocations`);
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(outdir, 'live.png'), fullPage: true });
+  }
 
   step('filter rt-sessions on channel=omIVR');
   await page.click('[data-testid="filters-btn-rt-sessions"]');
@@ -129,7 +205,7 @@ let browser;
 let page;
 let code = 0;
 try {
-  const base = (baseArg === 'mock' ? await startMock() : baseArg).replace(/\/+$/, '');
+  const base = (mockMode ? await startMock() : baseArg).replace(/\/+$/, '');
   console.log(`browser test against ${base}`);
   browser = await chromium.launch({
     executablePath: CHROMIUM,

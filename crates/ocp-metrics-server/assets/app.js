@@ -271,7 +271,7 @@
       showBanner(state.catalogError);
     }
     const groups = (state.catalog && state.catalog.groups) || [];
-    if (!groups.includes(state.group)) state.group = groups[0] || state.group;
+    if (!groups.includes(state.group)) state.group = (await busiestGroup(groups)) || state.group;
     const sel = $('#group');
     sel.replaceChildren(...(groups.length ? groups : [state.group || '']).map((g) => h('option', { value: g, text: g || '(no group)' })));
     sel.value = state.group;
@@ -326,6 +326,196 @@
     }
     return { metrics: spec.metrics, filters, start, end, group: state.group, downsampling: ds, drilldown, timezone: state.tz };
   }
+
+  // The group with the most active sessions over the last hour: where the page opens when no
+  // group was chosen before (a quiet group at night makes a poor first impression). Only the
+  // first GROUP_PROBE_MAX groups are asked, so a token granted hundreds costs a bounded burst.
+  const GROUP_PROBE_MAX = 12;
+  async function busiestGroup(groups) {
+    if (groups.length <= 1) return groups[0];
+    const now = serverNow();
+    const body = (group) => ({ metrics: ['session.initiated'], filters: {}, group, downsampling: 'five_min', timezone: 'UTC',
+      start: wall(partsIn(now - 3600e3, 'UTC')), end: wall(partsIn(now + 300e3, 'UTC')) });
+    const sums = await Promise.all(groups.slice(0, GROUP_PROBE_MAX).map(async (g) => {
+      try {
+        const answer = await api('POST', RT + 'sessions', body(g));
+        return Object.values((answer[0] || {}).dps || {}).reduce((a, b) => a + b, 0);
+      } catch { return -1; }
+    }));
+    let best = 0;
+    sums.forEach((n, i) => { if (n > sums[best]) best = i; });
+    return groups[best];
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Live updates of the real-time tab
+  // ---------------------------------------------------------------------------------------------
+  // The real-time cards follow GET /api/v1/live, server-sent events read with fetch() so that
+  // the token travels in the Authorization header, never in a URL (EventSource cannot send
+  // headers). Cards whose requests differ only in their metrics share one stream (three by
+  // default). Streams run only while auto-update is on, the Real-time tab is shown and the page
+  // is visible: a browser keeps at most six connections to one server, and each stream holds one.
+  // When a stream cannot be opened or breaks, the tab says "polling", the cards are refreshed
+  // every 60 s, and the stream is tried again after a pause that doubles up to a minute.
+  const LIVE_STALL_MS = 45e3; // three heartbeats missed: the stream is dead even if not closed
+  const LIVE_RETRY_MIN_MS = 2e3;
+  const LIVE_RETRY_MAX_MS = 60e3;
+  const RT_FAMILIES = { [RT + 'dialogs']: 'dialogs', [RT + 'sessions']: 'sessions', [RT + 'miniapps']: 'miniapps' };
+
+  function liveKey(card) {
+    const b = buildRequest(card);
+    return JSON.stringify([state.token, card.spec.path, b.group, b.timezone, b.downsampling, state.rtWindow, b.filters, b.drilldown]);
+  }
+
+  const live = {
+    streams: new Map(), // key -> stream
+    retryMs: LIVE_RETRY_MIN_MS,
+    retryAt: 0,
+    why: 'not started',
+
+    // The streams the shown cards need: key -> {path, body, metrics}.
+    wanted() {
+      const out = new Map();
+      if (state.tab !== 'rt' || document.hidden || !state.group || !$('#rt-auto').checked) return out;
+      for (const card of cards.filter((c) => c.spec.tab === 'rt' && RT_FAMILIES[c.spec.path])) {
+        const key = liveKey(card);
+        const w = out.get(key) || { path: card.spec.path, body: buildRequest(card), metrics: new Set() };
+        card.spec.metrics.forEach((m) => w.metrics.add(m));
+        out.set(key, w);
+      }
+      return out;
+    },
+
+    // Closes the streams no card needs and opens the missing ones (unless waiting to retry).
+    sync() {
+      const wanted = this.wanted();
+      for (const [key, s] of this.streams) if (!wanted.has(key)) this.close(s);
+      if (Date.now() >= this.retryAt) {
+        for (const [key, w] of wanted) if (!this.streams.has(key)) this.open(key, w);
+      }
+      this.badge();
+    },
+
+    isLive() {
+      const wanted = this.wanted();
+      return wanted.size > 0 && [...wanted.keys()].every((k) => this.streams.get(k)?.ready);
+    },
+
+    open(key, w) {
+      const b = w.body;
+      const params = new URLSearchParams({ group: b.group, family: RT_FAMILIES[w.path], metrics: [...w.metrics].join(','),
+        filters: JSON.stringify(b.filters), drilldown: String(b.drilldown), downsampling: b.downsampling, timezone: b.timezone,
+        window_minutes: String(Math.min(state.rtWindow, 48 * 60)) });
+      const s = { key, ctrl: new AbortController(), series: new Map(), ready: false, closed: false, seen: Date.now() };
+      this.streams.set(key, s);
+      this.read(s, '/api/v1/live?' + params).catch((e) => this.fail(s, e.message));
+    },
+
+    close(s) {
+      s.closed = true;
+      s.ctrl.abort();
+      if (this.streams.get(s.key) === s) this.streams.delete(s.key);
+    },
+
+    // A stream broke: fall back to polling now and try again later.
+    fail(s, why) {
+      if (s.closed) return;
+      this.close(s);
+      this.why = why;
+      this.retryAt = Date.now() + this.retryMs;
+      setTimeout(() => this.sync(), this.retryMs + 50);
+      this.retryMs = Math.min(this.retryMs * 2, LIVE_RETRY_MAX_MS);
+      this.badge();
+      if (Date.now() > state.nextRefresh - 55e3) state.nextRefresh = Date.now(); // poll at once if data may be stale
+    },
+
+    // Called every few seconds: a stream silent for longer than its heartbeats allow is dead.
+    watch() {
+      for (const s of [...this.streams.values()]) {
+        if (Date.now() - s.seen > LIVE_STALL_MS) this.fail(s, 'the stream went silent');
+      }
+      this.sync();
+    },
+
+    async read(s, url) {
+      const headers = { Accept: 'text/event-stream' };
+      if (state.token) headers.Authorization = 'Bearer ' + state.token;
+      const res = await fetch(url, { headers, signal: s.ctrl.signal, cache: 'no-store' });
+      if (!res.ok || !res.body) {
+        let why = `HTTP ${res.status}`;
+        try { why = (await res.json()).message || why; } catch { /* not JSON */ }
+        return this.fail(s, why);
+      }
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (s.closed) return;
+        if (done) return this.fail(s, 'the server ended the stream');
+        s.seen = Date.now();
+        buf += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          this.message(s, buf.slice(0, end));
+          buf = buf.slice(end + 2);
+        }
+      }
+    },
+
+    // One server-sent event: `event:` and `data:` lines; comment lines (heartbeats) only prove life.
+    message(s, block) {
+      let event = 'message';
+      let data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) event = line.slice(6).trim();
+        else if (line.startsWith('data:')) data += line.slice(5).trim();
+      }
+      if (!data) return;
+      const m = JSON.parse(data);
+      if (event === 'error') return this.fail(s, m.message);
+      const id = (x) => x.metric + '\u0001' + JSON.stringify(x.tags);
+      if (event === 'snapshot') s.series = new Map();
+      for (const x of m.series || []) {
+        const old = s.series.get(id(x));
+        s.series.set(id(x), { metric: x.metric, tags: x.tags, dps: { ...(old ? old.dps : {}), ...x.dps } });
+      }
+      for (const x of m.removed || []) s.series.delete(id(x));
+      // Buckets that left the window: labels sort as the times they name.
+      for (const x of s.series.values()) for (const l of Object.keys(x.dps)) if (m.from == null || l < m.from) delete x.dps[l];
+      if (event === 'snapshot') {
+        s.ready = true;
+        this.retryMs = LIVE_RETRY_MIN_MS;
+        this.why = '';
+      }
+      this.deliver(s);
+    },
+
+    // Redraws the cards this stream serves from what it holds.
+    deliver(s) {
+      for (const card of cards.filter((c) => c.spec.tab === 'rt' && liveKey(c) === s.key)) {
+        const answer = [...s.series.values()].filter((x) => card.spec.metrics.includes(x.metric))
+          .map((x) => ({ metric: x.metric, tags: x.tags, dps: x.dps }));
+        card.seq++; // a query still in flight is older than this
+        card.lastBody = buildRequest(card);
+        card.el.dataset.request = JSON.stringify(card.lastBody);
+        card.showAnswer(card.lastBody, answer);
+      }
+      updateKpis();
+      state.nextRefresh = Date.now() + 60e3;
+      showUpdated();
+      this.badge();
+    },
+
+    badge() {
+      const el = $('#rt-live');
+      const mode = !$('#rt-auto').checked ? 'off' : this.isLive() ? 'live' : 'polling';
+      el.dataset.mode = mode;
+      el.textContent = mode === 'live' ? 'Live' : mode === 'polling' ? 'Polling every 60 s' : 'Paused';
+      el.title = mode === 'live' ? 'Updated within a second of new events (server-sent events)'
+        : mode === 'polling' ? `Live updates unavailable (${this.why || 'connecting'}); refreshing every 60 s` : 'Auto-update is off';
+    },
+  };
 
   const shellQuote = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
   function curlFor(path, body) {
@@ -618,21 +808,27 @@
       try {
         const answer = await api('POST', this.spec.path, body);
         if (seq !== this.seq) return;
-        if (!Array.isArray(answer)) throw new ApiError(0, 'Unexpected answer: not a JSON array');
-        const drillDims = body.drilldown ? Object.keys(body.filters).filter((d) => d !== 'test_flag') : [];
-        this.prepared = prepare(this.spec, answer, drillDims);
-        this.summary = Object.fromEntries(this.spec.summary(this.prepared.totals, this.prepared.stats));
-        this.render();
-        const labels = this.prepared.labels;
-        Object.assign(this.el.dataset, { total: String(this.prepared.total), firstLabel: labels[0] || '', lastLabel: labels[labels.length - 1] || '',
-          series: String(this.prepared.series.length), state: 'ready' });
-        this.el.removeAttribute('data-error');
+        this.showAnswer(body, answer);
       } catch (e) {
         if (seq !== this.seq) return;
         this.showError(e.message);
         if (e.status === 401) showBanner(e.message);
       }
       updateKpis();
+      if (this.spec.tab === 'rt') live.sync();
+    }
+
+    // Draws an answer to `body`, from a query or from the live stream.
+    showAnswer(body, answer) {
+      if (!Array.isArray(answer)) throw new ApiError(0, 'Unexpected answer: not a JSON array');
+      const drillDims = body.drilldown ? Object.keys(body.filters).filter((d) => d !== 'test_flag') : [];
+      this.prepared = prepare(this.spec, answer, drillDims);
+      this.summary = Object.fromEntries(this.spec.summary(this.prepared.totals, this.prepared.stats));
+      this.render();
+      const labels = this.prepared.labels;
+      Object.assign(this.el.dataset, { total: String(this.prepared.total), firstLabel: labels[0] || '', lastLabel: labels[labels.length - 1] || '',
+        series: String(this.prepared.series.length), state: 'ready' });
+      this.el.removeAttribute('data-error');
     }
 
     showError(message) {
@@ -730,8 +926,11 @@
   const loadTab = (tab) => Promise.all(cards.filter((c) => c.spec.tab === tab).map((c) => c.load()));
   function refreshRt() {
     state.nextRefresh = Date.now() + 60e3;
-    $('#rt-updated').textContent = `Updated ${new Date(serverNow()).toLocaleTimeString('en-GB', { timeZone: state.tz })} (${state.tz})`;
+    showUpdated();
     return loadTab('rt');
+  }
+  function showUpdated() {
+    $('#rt-updated').textContent = `Updated ${new Date(serverNow()).toLocaleTimeString('en-GB', { timeZone: state.tz })} (${state.tz})`;
   }
   const reloadAll = () => Promise.all([refreshRt(), loadTab('ins')]);
 
@@ -741,6 +940,7 @@
     for (const b of document.querySelectorAll('.tab')) b.classList.toggle('active', b.dataset.tab === tab);
     $('#panel-rt').hidden = tab !== 'rt';
     $('#panel-ins').hidden = tab !== 'ins';
+    live.sync();
     requestAnimationFrame(() => cards.forEach((c) => c.resize()));
   }
 
@@ -805,8 +1005,11 @@
       const auto = $('#rt-auto').checked;
       const left = Math.max(0, Math.round((state.nextRefresh - Date.now()) / 1000));
       $('#rt-updated').dataset.next = auto ? String(left) : '';
-      if (auto && left === 0 && !document.hidden) refreshRt();
+      if (auto && left === 0 && !document.hidden && !live.isLive()) refreshRt();
     }, 1000);
+    $('#rt-auto').addEventListener('change', () => live.sync());
+    document.addEventListener('visibilitychange', () => live.sync());
+    setInterval(() => live.watch(), 5000);
   }
 
   async function start() {

@@ -195,6 +195,8 @@ pub struct App {
     pub limits: Limits,
     pub ingest_bytes: Arc<InflightBytes>,
     pub connections: Arc<ConnectionStats>,
+    /// Open live streams (`GET /api/v1/live`), counted apart from connections.
+    pub live: Arc<crate::live::LiveStreams>,
 }
 
 impl App {
@@ -363,7 +365,8 @@ pub fn router(app: App) -> Router {
         )
         .route("/admin/v1/tokens/{id}", delete(admin::revoke_token))
         .route("/api/v1/catalog", get(admin::catalog))
-        .route("/api/v1/catalog/values", get(admin::catalog_values));
+        .route("/api/v1/catalog/values", get(admin::catalog_values))
+        .route("/api/v1/live", get(crate::live::live));
     for endpoint in Endpoint::ALL {
         r = r.route(
             endpoint.path(),
@@ -603,6 +606,7 @@ impl Server {
             metrics_token: config.metrics_token,
             ingest_bytes: Arc::new(InflightBytes::new(config.limits.inflight_ingest_bytes_max)),
             connections: Arc::new(ConnectionStats::new(config.limits.connections_max)),
+            live: Arc::default(),
             limits: config.limits,
         };
         let recovery = tokio::spawn(recover(
@@ -638,11 +642,14 @@ impl Server {
             let readiness = readiness.clone();
             async move { readiness.failed().await }
         };
+        let live = self.app.live.clone();
         let stop = async move {
             tokio::select! {
                 () = shutdown => {},
                 () = failed => {},
             }
+            // Live streams never end on their own, and a graceful shutdown waits for them.
+            live.close_all();
         };
         let timeouts = ConnectionTimeouts {
             header_read: Duration::from_millis(self.app.limits.header_read_timeout_ms.max(1)),

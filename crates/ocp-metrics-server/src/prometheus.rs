@@ -101,6 +101,11 @@ fn render(app: &App) -> Response {
         "Idle or half-sent HTTP connections closed to make room for a new one at the limit.",
         app.connections.evicted(),
     );
+    out.gauge(
+        "live_streams_open",
+        "Live update streams (GET /api/v1/live) open now.",
+        app.live.open(),
+    );
     let (auth_failures, auth_refused) = app.auth.auth_failure_counts();
     out.counter(
         "auth_failures_total",

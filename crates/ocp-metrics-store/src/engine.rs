@@ -136,6 +136,9 @@ pub struct EngineCounters {
     pub compacted_values: AtomicU64,
     /// Entries in the dedupe set (a gauge, updated by the writer).
     pub dedupe_entries: AtomicU64,
+    /// Bumped after every applied group commit, so that live streams wake on change instead
+    /// of polling ([`Engine::commit_generation`]).
+    pub commit_generation: tokio::sync::watch::Sender<u64>,
 }
 
 /// A handle to the engine; cheap to clone.
@@ -342,6 +345,11 @@ impl Engine {
 
     pub fn counters(&self) -> &EngineCounters {
         &self.inner.counters
+    }
+
+    /// A receiver that sees a change after every group commit applied to the rollups.
+    pub fn commit_generation(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.counters.commit_generation.subscribe()
     }
 
     pub fn stats(&self) -> RollupStats {
@@ -625,6 +633,7 @@ impl Writer {
             .dedupe_entries
             .store(self.dedupe.len() as u64, Ordering::Relaxed);
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        self.counters.commit_generation.send_modify(|g| *g += 1);
         let mut garbage = Vec::with_capacity(kept.len());
         for (outcome, events, reply) in kept {
             garbage.push(events);
