@@ -185,10 +185,6 @@ impl Registry {
         })
     }
 
-    pub fn config(&self) -> &AuthConfig {
-        &self.config
-    }
-
     fn now(&self) -> Timestamp {
         (self.clock)()
     }
