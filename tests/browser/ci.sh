@@ -14,8 +14,12 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
-bin="$root/target/release/ocp-metrics"
-[ -x "$bin" ] || (cd "$root" && cargo build --release -p ocp-metrics)
+# Always build: cargo rebuilds only what changed, and a binary left over from an older
+# checkout would test stale code.
+(cd "$root" && cargo build --release -p ocp-metrics)
+target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+bin="$target/release/ocp-metrics"
 
 data=$(mktemp -d)
 "$bin" serve --demo --demo-days 31 --listen 127.0.0.1:0 --data-dir "$data" >"$out/server.out" 2>"$out/server.err" &

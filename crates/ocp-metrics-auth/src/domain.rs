@@ -227,9 +227,6 @@ impl From<GroupGrant> for Vec<String> {
 #[serde(try_from = "String", into = "String")]
 pub struct ClientName(String);
 
-/// Tokens are named by the same rules as clients.
-pub type TokenName = ClientName;
-
 impl ClientName {
     pub fn parse(s: &str) -> Result<ClientName, AuthError> {
         let chars = s.chars().count();

@@ -19,7 +19,7 @@ mod store;
 
 pub use domain::{
     ClientName, Grants, GroupGrant, GroupName, MAX_GROUP_NAME_BYTES, MAX_GROUPS, MAX_NAME_CHARS,
-    Scope, ScopeSet, TokenName,
+    Scope, ScopeSet,
 };
 pub use error::{AuthError, OAuthError, Reason};
 pub use failures::{

@@ -189,10 +189,6 @@ impl Registry {
         })
     }
 
-    pub fn config(&self) -> &AuthConfig {
-        &self.config
-    }
-
     fn now(&self) -> Timestamp {
         (self.clock)()
     }

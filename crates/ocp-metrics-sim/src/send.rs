@@ -229,27 +229,9 @@ pub struct LiveStats {
     pub last_emit_at: Option<Timestamp>,
 }
 
-/// Streams `sim` to `target` from now on until `stop` is set: in real time
-/// (`rate_events_per_sec` = `None`) or at a fixed rate. See [`LiveOptions`].
-pub fn run_live(
-    target: &str,
-    bearer: Option<&str>,
-    sim: &Simulator,
-    rate_events_per_sec: Option<f64>,
-    batch_events: usize,
-    stop: &AtomicBool,
-) -> Result<LiveStats, SendError> {
-    let opts = LiveOptions {
-        from: None,
-        rate_events_per_sec,
-        batch_events,
-        gzip: false,
-    };
-    run_live_with(target, bearer, sim, &opts, stop)
-}
-
-/// Like [`run_live`], with every option. Returns when `stop` is set (after sending the batch
-/// being filled) or when a batch cannot be delivered.
+/// Streams `sim` to `target` until `stop` is set: in real time (`rate_events_per_sec` = `None`)
+/// or at a fixed rate, from `opts.from` on (see [`LiveOptions`]). Returns when `stop` is set
+/// (after sending the batch being filled) or when a batch cannot be delivered.
 pub fn run_live_with(
     target: &str,
     bearer: Option<&str>,

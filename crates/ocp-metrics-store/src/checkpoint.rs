@@ -163,11 +163,6 @@ impl FileCheckpoints {
         })
     }
 
-    /// The directory holding the checkpoints.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Deletes every checkpoint file except the newest `CHECKPOINTS_KEPT` valid ones (corrupt
     /// files included). Failing to delete only costs disk space, so it is a warning; a file that
     /// could not be deleted stays in `kept`, keeping `retain_from` conservative.

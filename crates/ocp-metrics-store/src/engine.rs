@@ -107,7 +107,6 @@ pub struct RecoveryStats {
     /// Every checkpoint was corrupt, but the log still held everything, so the state was
     /// rebuilt from the whole log.
     pub rebuilt_from_log: bool,
-    pub replayed_batches: u64,
     pub replayed_events: u64,
     /// Logged events whose `(group, id)` was already seen within the dedupe horizon, skipped:
     /// only a failed append whose records reached the disk anyway (and were retried) leaves
@@ -247,7 +246,6 @@ impl Engine {
         let mut replayed_bytes = 0u64;
         log.replay(from, &mut |_, bytes| match postcard::from_bytes::<LogBatch<Vec<Event>>>(bytes) {
             Ok(batch) => {
-                recovery.replayed_batches += 1;
                 replayed_bytes += bytes.len() as u64;
                 // Forget what the writer had forgotten when it accepted this batch, so that an
                 // id legitimately accepted again after the horizon still counts.

@@ -292,11 +292,6 @@ impl FileLog {
         Ok((log, report))
     }
 
-    /// The directory holding the segments.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Fails without writing anything when any record is over the configured maximum.
     fn check_record_sizes(&self, records: &[&[u8]]) -> Result<(), LogError> {
         let max = self.options.record_bytes_max;

@@ -48,28 +48,41 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut engine = open(dir.path());
-        let (mut accepted, mut duplicates) = (0, 0);
-        for (n, part) in all.chunks(chunk).enumerate() {
-            // Every few chunks, the producer retries the previous chunk too (a lost answer).
+        let chunks: Vec<&[Event]> = all.chunks(chunk).collect();
+        let (mut accepted, mut duplicates, mut retried) = (0, 0, 0);
+        // Events accepted since the last checkpoint (the graceful shutdown of the restart
+        // writes one; nothing else does within the default bounds).
+        let (mut since_checkpoint, mut checkpointed) = (0, false);
+        for (n, part) in chunks.iter().enumerate() {
+            // Every few chunks, the producer retries the previous chunk too (a lost answer):
+            // each retried event is a duplicate, nothing else is.
             let mut batch = part.to_vec();
             if n % dup_every == 1 {
-                batch.extend(all.chunks(chunk).nth(n - 1).unwrap().iter().cloned());
+                batch.extend_from_slice(chunks[n - 1]);
+                retried += chunks[n - 1].len();
             }
             let outcome = rt.block_on(engine.ingest(batch)).unwrap();
+            prop_assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
             accepted += outcome.accepted;
+            since_checkpoint += outcome.accepted;
             duplicates += outcome.duplicates.len();
             if n == restart_after {
                 rt.block_on(engine.shutdown());
                 drop(engine);
                 engine = open(dir.path());
+                (since_checkpoint, checkpointed) = (0, true);
             }
         }
         prop_assert_eq!(accepted, all.len());
+        prop_assert_eq!(duplicates, retried);
         prop_assert_eq!(answers(&engine), want.clone());
-        let _ = duplicates;
-        // A crash without a checkpoint: recovery replays the log alone.
+        // A crash (no shutdown, so no new checkpoint): recovery loads the restart's checkpoint,
+        // if there was a restart, and replays the log after it; without one it replays the
+        // whole log.
         drop(engine);
         let engine = open(dir.path());
+        prop_assert_eq!(engine.recovery().checkpoint_position.is_some(), checkpointed);
+        prop_assert_eq!(engine.recovery().replayed_events, since_checkpoint as u64);
         prop_assert_eq!(answers(&engine), want);
         rt.block_on(engine.shutdown());
     }

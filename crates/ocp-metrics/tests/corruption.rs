@@ -5,7 +5,7 @@
 
 mod reliability;
 
-use reliability::{Proc, Rng, compare_all, copy_dir, files, generate, post, record_spans};
+use reliability::{Proc, Rng, compare_all, copy_dir, files, generate, get, post, record_spans};
 use std::path::Path;
 
 /// Valid event lines, in requests of about 40.
@@ -237,9 +237,9 @@ fn every_checkpoint_corrupt_with_the_log_gone_refuses_to_start_rather_than_serve
         bytes[40] ^= 0x01;
         std::fs::write(&cp, &bytes).unwrap();
     }
+    // It binds and says so (`start` waits for the `listening on` line), then stops with an
+    // error: it never serves numbers missing what only the lost checkpoint held.
     proc.start();
-    // It binds and says so, answers /healthz, then stops with an error: it never serves
-    // numbers missing what only the lost checkpoint held.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let status = loop {
         if let Some(status) = proc.exited() {
@@ -249,11 +249,61 @@ fn every_checkpoint_corrupt_with_the_log_gone_refuses_to_start_rather_than_serve
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(!status.success());
-    let _ = token;
     assert!(
         proc.log()
             .contains("none of the 1 checkpoint files validates"),
         "{}",
         proc.log_tail()
     );
+    // Until recovery gives up, the process is up and says so: `/healthz` 200, `/readyz` and the
+    // API 503. The binary fails too fast to observe that reliably, so the same data dir is
+    // served in process with recovery held at its start, then released.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let hold = std::sync::Arc::new(tokio::sync::Notify::new());
+    let server = rt
+        .block_on(ocp_metrics_server::Server::bind(
+            ocp_metrics_server::ServerConfig {
+                listen: "127.0.0.1:0".into(),
+                data_dir: data.path().to_path_buf(),
+                admin_token: None,
+                clock: std::sync::Arc::new(ocp_metrics_core::ManualClock::new(
+                    reliability::clock_start(),
+                )),
+                // The API answers 503 at once instead of waiting for the held recovery.
+                limits: ocp_metrics_server::Limits {
+                    recovery_request_wait_ms: 0,
+                    ..Default::default()
+                },
+                auth: Default::default(),
+                engine: Default::default(),
+                recovery_hold: Some(hold.clone()),
+            },
+        ))
+        .unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let done = rt.spawn(server.run(std::future::pending()));
+    assert_eq!(get(&format!("{base}/healthz")).unwrap().0, 200);
+    assert_eq!(get(&format!("{base}/readyz")).unwrap().0, 503);
+    let (status, text) = post(
+        &format!("{base}/ingest/v1/events"),
+        Some(&token),
+        "application/x-ndjson",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 503, "{text}");
+    hold.notify_one();
+    let outcome = rt.block_on(done).unwrap();
+    let error = outcome
+        .expect_err("recovery over corrupt checkpoints must fail")
+        .to_string();
+    assert!(
+        error.contains("none of the 1 checkpoint files validates"),
+        "{error}"
+    );
+    assert!(get(&format!("{base}/healthz")).is_err(), "still serving");
 }

@@ -1,6 +1,6 @@
 //! Property tests of the rollups: invariants that must hold for any event stream.
 
-use crate::event::{Event, EventDraft};
+use crate::event::{Event, EventDraft, EventKind};
 use crate::metrics::Endpoint;
 use crate::query::{Answer, FilterDraft, Query, QueryDraft};
 use crate::rollup::{Horizons, Rollups};
@@ -103,8 +103,14 @@ fn rollups_of(events: &[Event]) -> Rollups {
     r
 }
 
-/// Every endpoint, every metric, drilled down by every dimension, at a given downsampling.
+/// Every endpoint, every metric, drilled down by every dimension, at a given downsampling, of
+/// the live sessions (`test_flag` false) where the family has that dimension.
 fn answers(r: &Rollups, rt: &str, batch: &str) -> Vec<Answer> {
+    answers_of(r, rt, batch, false)
+}
+
+/// Like [`answers`], for the test sessions (`test` true) or the live ones.
+fn answers_of(r: &Rollups, rt: &str, batch: &str, test: bool) -> Vec<Answer> {
     let now: Timestamp = NOW.parse().unwrap();
     Endpoint::ALL
         .iter()
@@ -117,7 +123,7 @@ fn answers(r: &Rollups, rt: &str, batch: &str) -> Vec<Answer> {
                     (
                         d.to_string(),
                         if *d == "test_flag" {
-                            FilterDraft::Bool(false)
+                            FilterDraft::Bool(test)
                         } else {
                             FilterDraft::Values(vec![])
                         },
@@ -216,41 +222,68 @@ proptest! {
     #[test]
     fn the_running_total_equals_the_sum_of_every_series(sessions in prop::collection::vec(session_spec(), 1..12)) {
         let r = rollups_of(&build(&sessions));
-        // test_flag is a drilldown dimension filtered to false in `answers`; both values count
-        // in the total, so compare against the test_flag=false events alone plus the rest.
-        let drilled = answers(&r, "five_min", "hour");
+        // The drilled-down answers are filtered on test_flag where the family has it, so the
+        // unfiltered total is the sum over the live and the test answers there, and over
+        // either of them (which are then the same) elsewhere.
+        let live = answers_of(&r, "five_min", "hour", false);
+        let test = answers_of(&r, "five_min", "hour", true);
         let total = totals(&r);
-        let only_live = sessions.iter().all(|s| !s.test);
-        for (d, t) in drilled.iter().zip(&total) {
-            prop_assert_eq!(&d.labels, &t.labels);
+        for (i, t) in total.iter().enumerate() {
+            let has_test_flag = Endpoint::ALL[i].family().dims().contains(&"test_flag");
+            let parts: Vec<&Answer> = if has_test_flag { vec![&live[i], &test[i]] } else { vec![&live[i]] };
             for ts in &t.series {
                 let mut sum = vec![0u64; t.labels.len()];
-                for ds in d.series.iter().filter(|s| s.metric == ts.metric) {
-                    for (a, b) in sum.iter_mut().zip(&ds.values) { *a += b; }
+                for d in &parts {
+                    prop_assert_eq!(&d.labels, &t.labels);
+                    for ds in d.series.iter().filter(|s| s.metric == ts.metric) {
+                        for (a, b) in sum.iter_mut().zip(&ds.values) { *a += b; }
+                    }
                 }
-                if only_live {
-                    prop_assert_eq!(&ts.values, &sum, "{}", ts.metric);
-                } else {
-                    prop_assert!(ts.values.iter().zip(&sum).all(|(t, s)| t >= s), "{}", ts.metric);
+                prop_assert_eq!(&ts.values, &sum, "{} {}", Endpoint::ALL[i].path(), ts.metric);
+            }
+        }
+    }
+
+    #[test]
+    fn a_coarse_bucket_is_the_sum_of_its_fine_buckets(sessions in prop::collection::vec(session_spec(), 1..12)) {
+        let r = rollups_of(&build(&sessions));
+        // Real-time: an hour is the sum of its five-minute buckets. Batch: a day is the sum of
+        // its hours (local days of a +05:45 zone, so not whole UTC days). Labels are
+        // `yyyy-MM-dd HH:mm:ss.S` on the local clock: a bucket's fine buckets share its prefix.
+        let fine = answers(&r, "five_min", "hour");
+        let coarse = answers(&r, "hour", "day");
+        for (i, (f, c)) in fine.iter().zip(&coarse).enumerate() {
+            let path = Endpoint::ALL[i].path();
+            let prefix = if Endpoint::ALL[i].family().is_realtime() { "yyyy-MM-dd HH".len() } else { "yyyy-MM-dd".len() };
+            prop_assert!(c.labels.len() < f.labels.len(), "{}: {:?} vs {:?}", path, c.labels, f.labels);
+            prop_assert_eq!(f.series.len(), c.series.len());
+            for (fs, cs) in f.series.iter().zip(&c.series) {
+                prop_assert_eq!((fs.metric, &fs.tags), (cs.metric, &cs.tags));
+                for (label, v) in c.labels.iter().zip(&cs.values) {
+                    let sum: u64 = f.labels.iter().zip(&fs.values).filter(|(l, _)| l[..prefix] == label[..prefix]).map(|(_, v)| *v).sum();
+                    prop_assert_eq!(*v, sum, "{} {} {}", path, cs.metric, label);
                 }
             }
         }
     }
 
     #[test]
-    fn realtime_hour_is_the_sum_of_its_five_minute_values(sessions in prop::collection::vec(session_spec(), 1..12)) {
-        let r = rollups_of(&build(&sessions));
-        let fine = answers(&r, "five_min", "hour");
-        let coarse = answers(&r, "hour", "hour");
-        for (f, c) in fine.iter().zip(&coarse) {
-            if !f.labels.iter().all(|l| l.len() == 21) { continue; }
-            prop_assert_eq!(f.series.len(), c.series.len());
-            for (fs, cs) in f.series.iter().zip(&c.series) {
-                for (label, v) in c.labels.iter().zip(&cs.values) {
-                    let sum: u64 = f.labels.iter().zip(&fs.values).filter(|(l, _)| l[..13] == label[..13]).map(|(_, v)| *v).sum();
-                    prop_assert_eq!(*v, sum, "{} {}", cs.metric, label);
-                }
-            }
+    fn batch_hours_add_up_to_the_events_counted_by_kind(sessions in prop::collection::vec(session_spec(), 1..12)) {
+        let events = build(&sessions);
+        let r = rollups_of(&events);
+        // Every batch contribution is dated by its start, which lies inside the queried range:
+        // over all hours, each session end, root dialog end and miniApp end counts once.
+        let count = |f: fn(&EventKind) -> bool| events.iter().filter(|e| f(&e.kind)).count() as u64;
+        let want = [
+            (Endpoint::V3BatchSessions, "sessions", count(|k| matches!(k, EventKind::SessionEnd { .. }))),
+            (Endpoint::V3BatchDialogs, "dialogs", count(|k| matches!(k, EventKind::DialogEnd(d) if d.root))),
+            (Endpoint::V3BatchMiniapps, "totalinvocations", count(|k| matches!(k, EventKind::MiniappEnd(_)))),
+        ];
+        let total = totals(&r);
+        for (endpoint, metric, n) in want {
+            let i = Endpoint::ALL.iter().position(|e| *e == endpoint).unwrap();
+            let got: u64 = value(&total[i], metric).iter().flatten().sum();
+            prop_assert_eq!(got, n, "{} {}", endpoint.path(), metric);
         }
     }
 }

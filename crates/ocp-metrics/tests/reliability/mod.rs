@@ -1,6 +1,7 @@
 //! Harness of the reliability tests (`torture.rs`, `corruption.rs`): runs the real binary over a
 //! data dir that outlives the process, kills it (SIGKILL) or stops it (SIGTERM), restarts it,
-//! and talks HTTP to it; plus a from-scratch recomputation of answers with the core.
+//! and talks HTTP to it; plus a from-scratch recomputation of answers with the core, and a count
+//! by hand of one endpoint that shares no code with the server.
 
 #![allow(dead_code)]
 
@@ -512,7 +513,10 @@ pub fn generate(rng: &mut Rng, sessions: u64, tag: &str) -> Vec<Line> {
 }
 
 /// Compares the server's answer to every query of [`all_queries`] with a recomputation over
-/// `lines` (the valid events that must be counted); the first difference, if any.
+/// `lines` (the valid events that must be counted), then its batch sessions with a count by
+/// hand ([`batch_sessions_by_hand`]): the recomputation proves nothing was lost or doubled, the
+/// count by hand that the numbers are right. The number of queries compared, or the first
+/// difference.
 pub fn compare_all(proc: &Proc, token: &str, lines: &[&str]) -> Result<usize, String> {
     let rollups = recompute(&parse_events(lines.iter().copied()));
     let queries = all_queries(&GROUPS);
@@ -535,7 +539,96 @@ pub fn compare_all(proc: &Proc, token: &str, lines: &[&str]) -> Result<usize, St
             ));
         }
     }
-    Ok(queries.len())
+    compare_batch_sessions_by_hand(proc, token, lines)?;
+    Ok(queries.len() + GROUPS.len())
+}
+
+/// Per UTC day label, the batch `sessions` and `duration10sec` values.
+pub type DayCounts = std::collections::BTreeMap<String, (u64, u64)>;
+
+/// The batch sessions of each group per UTC day, counted by hand from the event lines: each
+/// `session_end` is one session on the UTC day of its `started_at`, lasting its `time` minus
+/// `started_at`, in 10-second units rounded up. Deliberately naive and independent of the
+/// server's code (no rollups, no bucket plan, no answer encoding), so that a mistake the server
+/// shares with [`recompute`] still shows.
+pub fn batch_sessions_by_hand(lines: &[&str]) -> std::collections::BTreeMap<String, DayCounts> {
+    let ms = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    };
+    let mut out: std::collections::BTreeMap<String, DayCounts> = Default::default();
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["type"] != "session_end" {
+            continue;
+        }
+        let started = v["started_at"].as_str().unwrap();
+        // `2024-03-25T14:03:07.123Z`: the UTC date is the first ten characters.
+        let day = format!("{} 00:00:00.0", &started[..10]);
+        let length_ms = u64::try_from(ms(&v["time"]) - ms(&v["started_at"])).unwrap();
+        let counts = out
+            .entry(v["group"].as_str().unwrap().to_string())
+            .or_default()
+            .entry(day)
+            .or_default();
+        counts.0 += 1;
+        counts.1 += length_ms.div_ceil(10_000);
+    }
+    out
+}
+
+/// Compares the server's batch sessions per UTC day with [`batch_sessions_by_hand`].
+fn compare_batch_sessions_by_hand(proc: &Proc, token: &str, lines: &[&str]) -> Result<(), String> {
+    let want = batch_sessions_by_hand(lines);
+    for group in GROUPS {
+        let body = json!({
+            "metrics": ["sessions", "duration10sec"],
+            "filters": {},
+            "start": "2024/03/20 00:00:00",
+            "end": "2024/03/27 12:00:00",
+            "group": group,
+            "downsampling": "day",
+            "drilldown": false,
+            "timezone": "UTC",
+        });
+        let (status, text) = post(
+            &format!("{}{}", proc.base_url, Endpoint::V3BatchSessions.path()),
+            Some(token),
+            "application/json",
+            body.to_string().as_bytes(),
+        )?;
+        if status != 200 {
+            return Err(format!(
+                "batch sessions of {group}: status {status}: {text}"
+            ));
+        }
+        let answer: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let mut got = DayCounts::new();
+        for series in answer.as_array().unwrap() {
+            for (label, n) in series["dps"].as_object().unwrap() {
+                let n = n.as_u64().unwrap();
+                if n == 0 {
+                    continue;
+                }
+                let counts = got.entry(label.clone()).or_default();
+                match series["metric"].as_str().unwrap() {
+                    "sessions" => counts.0 += n,
+                    "duration10sec" => counts.1 += n,
+                    other => return Err(format!("unexpected metric {other}")),
+                }
+            }
+        }
+        let want = want.get(group).cloned().unwrap_or_default();
+        if got != want {
+            return Err(format!(
+                "batch sessions of {group} per UTC day, (sessions, duration10sec):\n  counted by hand {want:?}\n  served          {got:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Copies a directory tree.
