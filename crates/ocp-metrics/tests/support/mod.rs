@@ -182,6 +182,9 @@ impl TestServer {
                 );
                 self.base_url = url;
                 self.child = Some(child);
+                // Requests made while the store recovers wait only briefly before a 503; on a
+                // loaded machine recovery can take longer, so every start waits for readiness.
+                self.wait_ready();
             }
             Err(e) => {
                 let _ = child.kill();
