@@ -16,14 +16,14 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewClient {
     name: String,
     groups: Vec<String>,
     scopes: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewToken {
     name: String,
     groups: Vec<String>,

@@ -21,16 +21,16 @@ enum Format {
     JsonArray,
 }
 
-#[derive(Debug, Serialize)]
-struct IngestAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct IngestAnswer {
     accepted: usize,
     duplicates: usize,
     rejected: usize,
     errors: Vec<EventErrorAnswer>,
 }
 
-#[derive(Debug, Serialize)]
-struct EventErrorAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EventErrorAnswer {
     index: usize,
     message: String,
 }

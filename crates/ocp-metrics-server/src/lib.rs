@@ -10,6 +10,7 @@ mod assets;
 mod connections;
 mod error;
 mod ingest;
+mod openapi;
 mod prometheus;
 mod query;
 pub mod wire;
