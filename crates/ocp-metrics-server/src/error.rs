@@ -91,7 +91,13 @@ impl IntoResponse for ApiError {
             ApiError::Internal(detail) => {
                 tracing::error!(detail = %detail, "internal error");
                 let message = "internal error: the server could not answer this request; retry, and report it if it persists";
-                (status, axum::Json(ErrorAnswer { message: message.into() })).into_response()
+                (
+                    status,
+                    axum::Json(ErrorAnswer {
+                        message: message.into(),
+                    }),
+                )
+                    .into_response()
             }
             ApiError::OAuth(e, _) => {
                 let body = OAuthErrorAnswer {

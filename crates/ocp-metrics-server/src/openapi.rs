@@ -18,10 +18,12 @@ use axum::routing::get;
 use ocp_metrics_core::Endpoint;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
-use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, Header, InfoBuilder, OpenApi, OpenApiBuilder, PathItem,
     PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
@@ -99,7 +101,10 @@ async fn docs_page() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, DOCS_CONTENT_SECURITY_POLICY),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                DOCS_CONTENT_SECURITY_POLICY,
+            ),
         ],
         DOCS_PAGE,
     )
@@ -157,10 +162,19 @@ pub fn document() -> OpenApi {
         [
             ("ingest", "Events in."),
             ("query", "The OCP Metrics query API."),
-            ("catalog", "What can be asked: endpoints, groups, dimension values."),
+            (
+                "catalog",
+                "What can be asked: endpoints, groups, dimension values.",
+            ),
             ("auth", "The OAuth 2.0 client-credentials token endpoint."),
-            ("admin", "API clients and personal access tokens (admin token)."),
-            ("operator", "Liveness, readiness and the server's own metrics."),
+            (
+                "admin",
+                "API clients and personal access tokens (admin token).",
+            ),
+            (
+                "operator",
+                "Liveness, readiness and the server's own metrics.",
+            ),
             ("web", "The Reporting page, this reference and their files."),
         ]
         .into_iter()
@@ -287,7 +301,10 @@ fn described_schemas() -> Vec<(&'static str, Schema)> {
                 "client_secret": {"type": "string", "description": "Shown only in this answer."},
             })),
         ),
-        ("TokenInfo", info(json!({"expires_at": nullable_time.clone()}))),
+        (
+            "TokenInfo",
+            info(json!({"expires_at": nullable_time.clone()})),
+        ),
         (
             "CreatedToken",
             info(json!({
@@ -362,7 +379,8 @@ fn described_schemas() -> Vec<(&'static str, Schema)> {
 }
 
 /// `yyyy/MM/dd HH:mm:ss` with an optional fraction of 1 to 3 digits.
-const LOCAL_TIME_PATTERN: &str = r"^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?$";
+const LOCAL_TIME_PATTERN: &str =
+    r"^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?$";
 
 /// A group name: no control characters (its length is bounded in bytes, 1 to 256).
 const GROUP_PATTERN: &str = r"^[^\u0000-\u001f\u007f]+$";
@@ -1105,5 +1123,443 @@ fn query_examples(endpoint: Endpoint) -> (Value, Option<Value>) {
                    "group": "ocp-qa", "downsampling": other.granularities()[0].name()}),
             None,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Server, ServerConfig};
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    const ADMIN_TOKEN: &str = "an-admin-token-of-at-least-32-characters";
+
+    /// A server on a free port with a fresh data dir, its store recovered.
+    struct Running {
+        rt: tokio::runtime::Runtime,
+        base: String,
+        router: String,
+        _dir: tempfile::TempDir,
+    }
+
+    fn start() -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            clock: Arc::new(ocp_metrics_core::SystemClock),
+            limits: Default::default(),
+            auth: Default::default(),
+            engine: Default::default(),
+            recovery_hold: None,
+        };
+        let server = rt.block_on(Server::bind(config)).unwrap();
+        rt.block_on(server.app().ready()).unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        let router = format!("{:?}", crate::app::router(server.app().clone()));
+        rt.spawn(server.run(std::future::pending()));
+        Running {
+            rt,
+            base,
+            router,
+            _dir: dir,
+        }
+    }
+
+    /// The routes the router serves, as (method, path) with `{*x}` written `{x}` as OpenAPI
+    /// does; HEAD is left out (it comes with GET).
+    ///
+    /// axum has no API that lists routes, so this reads the router's `Debug` output: each
+    /// route id's `allow_header` (its methods) and the path of each route id. Reading the real
+    /// router, rather than a table kept beside it, catches a route added anywhere.
+    fn served_routes(router_debug: &str) -> BTreeSet<(String, String)> {
+        let start = router_debug
+            .find("path_router:")
+            .expect("the router's Debug output names its path router");
+        let end = router_debug
+            .find("fallback_router:")
+            .expect("the router's Debug output names its fallback router");
+        let section = &router_debug[start..end];
+        let mut methods = std::collections::HashMap::new();
+        let mut paths = std::collections::HashMap::new();
+        for chunk in section.split("RouteId(").skip(1) {
+            let Some((id, rest)) = chunk.split_once("): ") else {
+                continue;
+            };
+            if let Some(path) = rest.strip_prefix('"') {
+                paths.insert(id.to_string(), path[..path.find('"').unwrap()].to_string());
+            } else if let Some(at) = rest.find("allow_header: Bytes(b\"") {
+                let allowed = &rest[at + "allow_header: Bytes(b\"".len()..];
+                let allowed = &allowed[..allowed.find('"').unwrap()];
+                methods.insert(id.to_string(), allowed.to_string());
+            }
+        }
+        let mut routes = BTreeSet::new();
+        for (id, path) in paths {
+            let path = path.replace("{*", "{");
+            for method in methods[&id].split(',').filter(|m| *m != "HEAD") {
+                routes.insert((method.to_string(), path.clone()));
+            }
+        }
+        routes
+    }
+
+    fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut routes = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        routes
+    }
+
+    fn doc() -> Value {
+        serde_json::from_str(document_json()).unwrap()
+    }
+
+    #[test]
+    fn the_document_describes_every_route_and_no_other() {
+        let running = start();
+        let served = served_routes(&running.router);
+        // The reader of the Debug output works (an axum upgrade that changes it fails here).
+        assert!(
+            served.contains(&("GET".into(), "/healthz".into())),
+            "{served:?}"
+        );
+        assert!(served.contains(&("DELETE".into(), "/admin/v1/tokens/{id}".into())));
+        let documented = documented_routes(&doc());
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let missing: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes the OpenAPI document lacks (add them in openapi.rs): {undocumented:?}"
+        );
+        assert!(
+            missing.is_empty(),
+            "documented routes the router does not serve: {missing:?}"
+        );
+    }
+
+    /// Paths answered before and while the store recovers, without the 503 of the gate.
+    const UNGATED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+    #[test]
+    fn every_operation_lists_its_error_answers() {
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let name = format!("{method} {path}");
+                let responses = op["responses"].as_object().unwrap();
+                let has = |status: &str| responses.contains_key(status);
+                let security: Vec<&str> = op["security"]
+                    .as_array()
+                    .map(|s| {
+                        s.iter()
+                            .flat_map(|r| r.as_object().unwrap().keys())
+                            .map(String::as_str)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !UNGATED.contains(&path.as_str()) {
+                    assert!(has("503"), "{name}: 503 (recovering)");
+                }
+                if security.contains(&BEARER) {
+                    for status in ["401", "403", "429", "500"] {
+                        assert!(has(status), "{name}: {status}");
+                    }
+                }
+                if security.contains(&ADMIN) {
+                    for status in ["401", "404", "429", "500"] {
+                        assert!(has(status), "{name}: {status}");
+                    }
+                }
+                if op.get("requestBody").is_some() {
+                    assert!(has("400") && has("413"), "{name}: 400 and 413");
+                }
+                for (status, response) in responses {
+                    if status.as_str() < "400" {
+                        continue;
+                    }
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    // `/readyz`'s 503 adds `status` and `elapsed_ms` to the message.
+                    assert!(
+                        schema == "#/components/schemas/ErrorAnswer"
+                            || schema == "#/components/schemas/OAuthErrorAnswer"
+                            || (path == "/readyz" && schema == "#/components/schemas/NotReady"),
+                        "{name} {status}: an error answer is {{\"message\"}}, got {schema}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn query_bodies_offer_exactly_each_endpoints_metrics_filters_and_downsamplings() {
+        let doc = doc();
+        let names = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap().to_string())
+                .collect()
+        };
+        for endpoint in Endpoint::ALL {
+            let schema_ref =
+                doc["paths"][endpoint.path()]["post"]["requestBody"]["content"]["application/json"]
+                    ["schema"]["$ref"]
+                    .as_str()
+                    .unwrap();
+            let name = schema_ref.rsplit('/').next().unwrap();
+            let properties = &doc["components"]["schemas"][name]["properties"];
+            let metrics: Vec<_> = endpoint.metrics().iter().map(|m| m.name).collect();
+            assert_eq!(names(&properties["metrics"]["items"]["enum"]), metrics);
+            let filters: Vec<_> = properties["filters"]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            let mut dims: Vec<_> = endpoint.family().dims().to_vec();
+            dims.sort_unstable();
+            assert_eq!(filters, dims, "{}", endpoint.path());
+            let downsampling: Vec<_> = endpoint.granularities().iter().map(|g| g.name()).collect();
+            assert_eq!(names(&properties["downsampling"]["enum"]), downsampling);
+        }
+    }
+
+    /// Checks `value` against `schema` for what drifts: object keys (every required key there,
+    /// no key the schema does not list when it lists properties), and JSON types.
+    fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.rsplit('/').next().unwrap();
+            return conforms(doc, &doc["components"]["schemas"][name], value, at);
+        }
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
+            _ => vec![],
+        };
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_f64() => "number",
+            Value::Number(_) => "integer",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        assert!(
+            types.is_empty() || types.contains(&actual),
+            "{at}: {actual}, the schema says {types:?}"
+        );
+        match value {
+            Value::Object(fields) => {
+                for required in schema["required"].as_array().into_iter().flatten() {
+                    let key = required.as_str().unwrap();
+                    assert!(fields.contains_key(key), "{at}: `{key}` is missing");
+                }
+                for (key, field) in fields {
+                    let at = format!("{at}.{key}");
+                    match (&schema["properties"][key], &schema["additionalProperties"]) {
+                        (Value::Object(_), _) => {
+                            conforms(doc, &schema["properties"][key], field, &at)
+                        }
+                        (_, Value::Object(_)) => {
+                            conforms(doc, &schema["additionalProperties"], field, &at)
+                        }
+                        _ => assert!(
+                            schema.get("properties").is_none(),
+                            "{at}: not in the schema"
+                        ),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    conforms(doc, &schema["items"], item, &format!("{at}[{i}]"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends a request and returns the status and the JSON answer.
+    fn call(request: ureq::Request, body: Option<&str>) -> (u16, Value) {
+        let result = match body {
+            Some(body) => request.send_string(body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Real answers of every JSON-answering operation conform to the document's schemas, so the
+    /// schemas that describe ad-hoc JSON (catalog, admin answers, access tokens) cannot drift.
+    #[test]
+    fn real_answers_conform_to_the_document() {
+        let running = start();
+        let doc = doc();
+        let base = &running.base;
+        let check = |method: &str, path: &str, status: u16, answer: &Value| {
+            let operation = &doc["paths"][path][method.to_lowercase()];
+            let schema = &operation["responses"][status.to_string()]["content"]["application/json"]
+                ["schema"];
+            assert!(
+                schema.is_object(),
+                "{method} {path}: status {status} is not documented"
+            );
+            conforms(&doc, schema, answer, &format!("{method} {path} {status}"));
+        };
+        let admin = |r: ureq::Request| {
+            r.set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+                .set("Content-Type", "application/json")
+        };
+        let (status, client) = call(
+            admin(ureq::post(&format!("{base}/admin/v1/clients"))),
+            Some(
+                r#"{"name": "bi", "groups": ["ocp-qa"], "scopes": ["metrics:read", "events:write"]}"#,
+            ),
+        );
+        check("POST", "/admin/v1/clients", status, &client);
+        let (status, token) = call(
+            admin(ureq::post(&format!("{base}/admin/v1/tokens"))),
+            Some(
+                r#"{"name": "wallboard", "groups": ["*"], "scopes": ["metrics:read", "events:write"], "expires_at": "2099-01-01T00:00:00Z"}"#,
+            ),
+        );
+        check("POST", "/admin/v1/tokens", status, &token);
+        for path in ["/admin/v1/clients", "/admin/v1/tokens"] {
+            let (status, answer) = call(admin(ureq::get(&format!("{base}{path}"))), None);
+            assert_eq!(answer.as_array().map(Vec::len), Some(1), "{path}");
+            check("GET", path, status, &answer);
+        }
+        let (status, access) = call(
+            ureq::post(&format!("{base}/oauth2/token"))
+                .set("Content-Type", "application/x-www-form-urlencoded"),
+            Some(&format!(
+                "grant_type=client_credentials&client_id={}&client_secret={}",
+                client["client_id"].as_str().unwrap(),
+                client["client_secret"].as_str().unwrap()
+            )),
+        );
+        check("POST", "/oauth2/token", status, &access);
+        let (status, oauth_error) = call(
+            ureq::post(&format!("{base}/oauth2/token"))
+                .set("Content-Type", "application/x-www-form-urlencoded"),
+            Some("grant_type=password"),
+        );
+        check("POST", "/oauth2/token", status, &oauth_error);
+
+        let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+        let (status, ingested) = call(
+            ureq::post(&format!("{base}/ingest/v1/events"))
+                .set("Authorization", &bearer)
+                .set("Content-Type", "application/json"),
+            Some(&format!(
+                r#"[{{"id": "a", "type": "session_start", "time": "{}", "group": "ocp-qa", "session_id": "s", "channel": "chat", "region": "us1"}}, {{"id": "b"}}]"#,
+                jiff::Timestamp::now()
+            )),
+        );
+        assert_eq!(
+            (ingested["accepted"].as_u64(), ingested["rejected"].as_u64()),
+            (Some(1), Some(1))
+        );
+        check("POST", "/ingest/v1/events", status, &ingested);
+        let (status, catalog) = call(
+            ureq::get(&format!("{base}/api/v1/catalog")).set("Authorization", &bearer),
+            None,
+        );
+        check("GET", "/api/v1/catalog", status, &catalog);
+        let (status, values) = call(
+            ureq::get(&format!(
+                "{base}/api/v1/catalog/values?group=ocp-qa&path={}",
+                Endpoint::V3RtSessions.path()
+            ))
+            .set("Authorization", &bearer),
+            None,
+        );
+        assert_eq!(values["channel"], json!(["chat"]));
+        check("GET", "/api/v1/catalog/values", status, &values);
+        let now = jiff::Timestamp::now();
+        let local = |t: jiff::Timestamp| t.strftime("%Y/%m/%d %H:%M:%S").to_string();
+        let (status, series) = call(
+            ureq::post(&format!("{base}{}", Endpoint::V3RtSessions.path()))
+                .set("Authorization", &bearer),
+            Some(
+                &json!({"metrics": ["session.initiated"], "group": "ocp-qa", "filters": {"channel": []},
+                        "drilldown": true, "start": local(now - jiff::SignedDuration::from_hours(1)),
+                        "end": local(now + jiff::SignedDuration::from_mins(5))})
+                .to_string(),
+            ),
+        );
+        assert_eq!(series.as_array().map(Vec::len), Some(1), "{series}");
+        check("POST", Endpoint::V3RtSessions.path(), status, &series);
+        let (status, unauthorized) = call(
+            ureq::post(&format!("{base}{}", Endpoint::V3RtSessions.path())),
+            Some("{}"),
+        );
+        check("POST", Endpoint::V3RtSessions.path(), status, &unauthorized);
+        for path in ["/healthz", "/readyz"] {
+            let (status, answer) = call(ureq::get(&format!("{base}{path}")), None);
+            check("GET", path, status, &answer);
+        }
+        let (status, document) = call(ureq::get(&format!("{base}/openapi.json")), None);
+        assert_eq!((status, &document["openapi"]), (200, &json!("3.1.0")));
+        drop(running.rt);
+    }
+
+    /// The reference page runs under `script-src 'self'`: no inline script, no script or style
+    /// from elsewhere, and every file it names is served.
+    #[test]
+    fn the_docs_page_has_no_inline_script_and_serves_its_files() {
+        let running = start();
+        let base = &running.base;
+        let page = ureq::get(&format!("{base}/docs")).call().unwrap();
+        assert_eq!(
+            page.header("content-security-policy"),
+            Some(DOCS_CONTENT_SECURITY_POLICY)
+        );
+        assert!(DOCS_CONTENT_SECURITY_POLICY.contains("script-src 'self';"));
+        let html = page.into_string().unwrap();
+        let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+        assert_eq!(scripts.len(), 2, "{html}");
+        for script in scripts {
+            let (tag, body) = script.split_once('>').unwrap();
+            assert!(
+                tag.contains(" src=\"/docs/"),
+                "a script from elsewhere: {tag}"
+            );
+            assert!(body.starts_with("</script"), "an inline script: {body}");
+        }
+        let referenced: Vec<&str> = html
+            .split(['"'])
+            .filter(|s| s.starts_with("/docs/"))
+            .collect();
+        assert_eq!(referenced.len(), 3, "{html}");
+        for path in referenced {
+            let response = ureq::get(&format!("{base}{path}")).call().unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+        }
+        let js = ureq::get(&format!("{base}/docs/docs.js"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        assert!(js.contains("url: \"/openapi.json\""), "{js}");
+        drop(running.rt);
     }
 }
