@@ -9,6 +9,6 @@ window.ui = SwaggerUIBundle({
   layout: "BaseLayout",
   // No request ever leaves for a third-party validator: the page must work offline.
   validatorUrl: null,
-  // Keeps the token typed into "Authorize" across reloads, in this browser only.
-  persistAuthorization: true,
+  // A token typed into "Authorize" lives in this page only, never in the browser's storage.
+  persistAuthorization: false,
 });
