@@ -17,18 +17,24 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-#[derive(Debug, Deserialize)]
+/// An API client to create.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewClient {
+    /// 1 to 128 characters, no control characters.
     name: String,
+    /// 1 to 64 group names (each 1 to 256 bytes), or `["*"]` alone for every group.
     groups: Vec<String>,
+    /// `metrics:read` and/or `events:write`.
     scopes: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A personal access token to create; `name`, `groups` and `scopes` as for a client.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewToken {
     name: String,
     groups: Vec<String>,
     scopes: Vec<String>,
+    /// An RFC 3339 time in the future, or null (or absent) for a token that does not expire.
     #[serde(default)]
     expires_at: Option<String>,
 }

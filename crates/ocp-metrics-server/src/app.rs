@@ -377,7 +377,7 @@ pub fn router(app: App) -> Router {
             ),
         );
     }
-    r = crate::assets::routes(r);
+    r = crate::openapi::routes(crate::assets::routes(r));
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), gate))

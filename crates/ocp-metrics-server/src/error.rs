@@ -43,6 +43,30 @@ pub enum ApiError {
     OAuth(OAuthError, bool),
 }
 
+/// The body of every error answer but the token endpoint's.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"message": "filter `flow_name` is not supported by /metrics-api/v3/realtime/metrics/sessions; supported filters: channel, test_flag, region"}))]
+pub(crate) struct ErrorAnswer {
+    /// What is wrong and how to fix it.
+    message: String,
+}
+
+/// The body of a token-endpoint error: RFC 6749 section 5.2, plus `message` like every other
+/// error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "error": "unsupported_grant_type",
+    "error_description": "grant_type \"password\" is not supported: only client_credentials is",
+    "message": "grant_type \"password\" is not supported: only client_credentials is"
+}))]
+pub(crate) struct OAuthErrorAnswer {
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type` or `invalid_scope`.
+    error: &'static str,
+    error_description: String,
+    /// The same as `error_description`.
+    message: String,
+}
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
@@ -66,17 +90,33 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = match &self {
+        let mut response = match &self {
             ApiError::Internal(detail) => {
                 tracing::error!(detail = %detail, "internal error");
-                serde_json::json!({"message": "internal error: the server could not answer this request; retry, and report it if it persists"})
+                let message = "internal error: the server could not answer this request; retry, and report it if it persists";
+                (
+                    status,
+                    axum::Json(ErrorAnswer {
+                        message: message.into(),
+                    }),
+                )
+                    .into_response()
             }
-            ApiError::OAuth(e, _) => serde_json::json!({
-                "error": e.code(), "error_description": e.description(), "message": e.description()
-            }),
-            other => serde_json::json!({"message": other.to_string()}),
+            ApiError::OAuth(e, _) => {
+                let body = OAuthErrorAnswer {
+                    error: e.code(),
+                    error_description: e.description().to_string(),
+                    message: e.description().to_string(),
+                };
+                (status, axum::Json(body)).into_response()
+            }
+            other => {
+                let body = ErrorAnswer {
+                    message: other.to_string(),
+                };
+                (status, axum::Json(body)).into_response()
+            }
         };
-        let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
             ApiError::Unauthorized(_) => {

@@ -23,17 +23,23 @@ enum Format {
     JsonArray,
 }
 
-#[derive(Debug, Serialize)]
-struct IngestAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct IngestAnswer {
+    /// Events now stored (durably) and counted.
     accepted: usize,
+    /// Events whose `(group, id)` was already accepted within the dedupe window; counted nowhere.
     duplicates: usize,
+    /// Events refused, each listed in `errors`.
     rejected: usize,
+    /// One entry per rejected event, sorted by `index`.
     errors: Vec<EventErrorAnswer>,
 }
 
-#[derive(Debug, Serialize)]
-struct EventErrorAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EventErrorAnswer {
+    /// The event's 0-based position in the request (array position, or non-blank line).
     index: usize,
+    /// Names the field in backquotes and says how to fix it.
     message: String,
 }
 

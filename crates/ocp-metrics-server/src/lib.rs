@@ -11,6 +11,7 @@ mod connections;
 mod error;
 mod ingest;
 mod live;
+mod openapi;
 mod prometheus;
 mod query;
 pub mod wire;

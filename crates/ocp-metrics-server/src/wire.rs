@@ -8,50 +8,112 @@ use serde_json::Value;
 use std::borrow::Cow;
 
 /// One event as JSON, every field optional and borrowed where the JSON has no escapes.
-#[derive(Debug, Deserialize)]
+///
+/// The schema (for the OpenAPI document) says which fields a valid event needs; the parser
+/// itself takes any subset and rejects the event, not the request, when one is missing.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = Event, description = "One event. Which fields are required depends on `type`; an event that \
+    breaks a rule is rejected on its own (listed in the answer's `errors`), and the rest of the \
+    request is accepted.", example = json!({
+    "id": "s1-m2", "type": "miniapp_end", "time": "2026-11-25T10:06:00Z",
+    "started_at": "2026-11-25T10:02:00Z", "group": "ocp-qa", "session_id": "s1",
+    "channel": "omIVR", "region": "us1", "miniapp_name": "Balance", "miniapp_id": "ma-2",
+    "miniapp_type": "Announcement", "locale": "en-US", "flow_name": "Banking",
+    "result": "success", "no_inputs": 1
+}))]
 pub struct WireEvent<'a> {
+    /// 1 to 128 characters (at most 256 bytes), unique within the group: the dedupe key.
     #[serde(borrow)]
+    #[schema(value_type = String, required = true)]
     id: Option<Cow<'a, str>>,
+    /// `session_start`, `session_end`, `dialog_start`, `dialog_end`, `miniapp_start` or
+    /// `miniapp_end`.
     #[serde(rename = "type", borrow)]
+    #[schema(value_type = String, required = true)]
     kind: Option<Cow<'a, str>>,
+    /// When the event happened, RFC 3339 with an offset; at most 5 minutes ahead of the
+    /// server's clock.
     #[serde(borrow)]
+    #[schema(value_type = String, required = true)]
     time: Option<Cow<'a, str>>,
+    /// The OCP group, 1 to 256 bytes, no control characters; the token must be granted it.
     #[serde(borrow)]
+    #[schema(value_type = String, required = true)]
     pub group: Option<Cow<'a, str>>,
+    /// The IVR call or chat session, at most 256 bytes.
     #[serde(borrow)]
+    #[schema(value_type = String, required = true)]
     session_id: Option<Cow<'a, str>>,
+    /// For example `omIVR` or `chat`, at most 256 bytes.
     #[serde(borrow)]
+    #[schema(value_type = String, required = true)]
     channel: Option<Cow<'a, str>>,
+    /// For example `us1`, at most 256 bytes.
     #[serde(borrow)]
+    #[schema(value_type = String, required = true)]
     region: Option<Cow<'a, str>>,
+    /// Test traffic (default false): the `test_flag` dimension of real-time metrics.
     test: Option<bool>,
+    /// End events: when the session, dialog or invocation started (RFC 3339, not after `time`).
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     started_at: Option<Cow<'a, str>>,
+    /// `dialog_end` (required): the flow's name; `miniapp_end`: the flow it ran in, if any.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     flow_name: Option<Cow<'a, str>>,
+    /// `dialog_end` (required): the flow's id.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     flow_id: Option<Cow<'a, str>>,
+    /// `dialog_end`: the flow's type, default `orchestrator`.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     flow_type: Option<Cow<'a, str>>,
+    /// `dialog_end` and `miniapp_end` (required): for example `en-US`.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     locale: Option<Cow<'a, str>>,
+    /// `dialog_end`: a root flow (default true); only root dialogs count in dialog metrics.
     root: Option<bool>,
+    /// `dialog_end` (required): `transferred`, `terminated`, `error` or `other`.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     outcome: Option<Cow<'a, str>>,
+    /// `miniapp_end` (required).
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     miniapp_name: Option<Cow<'a, str>>,
+    /// `miniapp_end` (required).
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     miniapp_id: Option<Cow<'a, str>>,
+    /// `miniapp_end` (required).
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     miniapp_type: Option<Cow<'a, str>>,
+    /// `miniapp_end` (required): `success`, `fail`, `hangup`, `dtmf_escape`, `error` or `other`.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     result: Option<Cow<'a, str>>,
+    /// `miniapp_end`: why it failed, default `""`.
     #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
     fail_reason: Option<Cow<'a, str>>,
+    /// End events: total over the dialog or invocation, 0 to 1,000,000 (default 0).
+    #[schema(minimum = 0, maximum = 1_000_000)]
     agent_requests: Option<i64>,
+    /// As `agent_requests`.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     no_inputs: Option<i64>,
+    /// As `agent_requests`.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     no_matches: Option<i64>,
+    /// As `agent_requests`.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     system_errors: Option<i64>,
+    /// As `agent_requests`.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     critical_errors: Option<i64>,
 }
 

@@ -5,8 +5,8 @@
 
 pub mod checkpoint;
 pub mod log;
-pub mod snapshot;
 pub mod private;
+pub mod snapshot;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, FileCheckpoints};
 pub use log::{EventLog, FileLog, FileLogOptions, LogError, LogPosition, RecoveryReport};

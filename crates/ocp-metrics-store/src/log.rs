@@ -85,7 +85,9 @@ pub enum LogError {
     },
     /// An earlier append failed and could not be rolled back, so the tail of the log is in an
     /// unknown state; the log refuses appends until it is reopened (which re-validates the tail).
-    #[error("event log is poisoned by an append that could not be rolled back; every later append retries the rollback first, so it heals once the disk accepts writes again")]
+    #[error(
+        "event log is poisoned by an append that could not be rolled back; every later append retries the rollback first, so it heals once the disk accepts writes again"
+    )]
     Poisoned,
     /// A record is larger than `FileLogOptions::record_bytes_max`; nothing was written.
     #[error("event log record of {bytes} bytes exceeds the maximum of {max} bytes")]

@@ -270,6 +270,7 @@ fn every_checkpoint_corrupt_with_the_log_gone_refuses_to_start_rather_than_serve
                 listen: "127.0.0.1:0".into(),
                 data_dir: data.path().to_path_buf(),
                 admin_token: None,
+                metrics_token: None,
                 clock: std::sync::Arc::new(ocp_metrics_core::ManualClock::new(
                     reliability::clock_start(),
                 )),
