@@ -630,7 +630,7 @@ fn operations() -> Vec<(String, HttpMethod, Operation)> {
             .response("400", error_response(400))
             .build(),
         ),
-        ("/api/v1/live".into(), HttpMethod::Get, live_operation()),
+        ("/api/v1/live", HttpMethod::Get, live_operation()),
         (
             "/",
             HttpMethod::Get,
