@@ -4,7 +4,7 @@
 # status the document lists for that operation, its content type, and its body against the
 # schema. Exits non-zero on any failure.
 #
-# Starts the release binary when built (else the debug one, built if missing) on a free port
+# Builds and starts the debug binary on a free port
 # with a fresh data dir, creates a personal access token through the admin API, then runs
 # schemathesis twice: the operations that take a bearer token (with that token), and the admin
 # operations (with the admin token). Schemathesis is installed with pip into a venv under the
@@ -28,11 +28,9 @@ if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$schemathesis_version"; the
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
 fi
 
-bin="$target/release/ocp-metrics"
-if [ ! -x "$bin" ]; then
-  bin="$target/debug/ocp-metrics"
-  [ -x "$bin" ] || (cd "$root" && cargo build --quiet -p ocp-metrics)
-fi
+# Always built, so a stale binary is never the one tested (a no-op after `cargo test`).
+(cd "$root" && cargo build --quiet -p ocp-metrics)
+bin="$target/debug/ocp-metrics"
 
 admin_token=${OCP_METRICS_ADMIN_TOKEN:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')}
 export OCP_METRICS_ADMIN_TOKEN="$admin_token"

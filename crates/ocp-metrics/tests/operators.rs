@@ -1,0 +1,64 @@
+//! The operator endpoints speak their tools' formats, checked by the tools themselves:
+//! `GET /metrics` passes `promtool check metrics` (Debian's `prometheus` package; `.ci/run`
+//! installs it), with every counter family present after real traffic.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use support::*;
+
+/// Runs `promtool check metrics` on `exposition` and returns what it printed; panics when it
+/// is not installed, since a skipped check is one that cannot fail.
+fn promtool_check(exposition: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool is needed for this test ({e}): apt-get install -y prometheus")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn metrics_pass_promtool_after_real_traffic() {
+    let server = TestServer::start();
+    let token = server.acme_token();
+    server.ingest_ok(&token, &[session_end("s1", "11:40", "11:45")]);
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let r = server.request("GET", "/metrics", &[("Authorization", &auth)], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    for family in [
+        "ocp_metrics_ingest_events_accepted_total 1",
+        "ocp_metrics_commits_total",
+        "ocp_metrics_live_streams_open 0",
+        "ocp_metrics_auth_failures_total 0",
+    ] {
+        assert!(r.text.contains(family), "missing {family}:\n{}", r.text);
+    }
+    let (ok, said) = promtool_check(&r.text);
+    assert!(ok, "promtool check metrics failed:\n{said}");
+    assert_eq!(said.trim(), "", "promtool has remarks:\n{said}");
+}
+
+#[test]
+fn promtool_rejects_a_broken_exposition() {
+    // The check above can fail: promtool refuses what a careless change could produce.
+    let (ok, said) = promtool_check("# TYPE ocp_metrics_x counter\nocp_metrics_x{ 1\n");
+    assert!(!ok, "promtool accepted a broken line: {said}");
+}
