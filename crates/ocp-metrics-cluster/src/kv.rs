@@ -6,7 +6,7 @@
 use crate::stream::check_same;
 use crate::{ClusterError, js_error};
 use async_nats::jetstream::kv::{self, Operation};
-use async_nats::jetstream::stream::StorageType;
+use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
@@ -59,18 +59,30 @@ impl CredentialsKv {
                 .map_err(|e| js_error("open the credentials bucket", e))?;
             return Ok(CredentialsKv { store });
         }
+        // async-nats 0.46's `create_key_value` first asks for the account's info, and its parser
+        // requires fields nats-server 2.9 does not send (`reserved_memory`), so the bucket's
+        // stream is created here as the KV specification (NATS ADR-8) lays it out and then
+        // opened as a bucket.
+        js.create_stream(stream::Config {
+            name: stream_name,
+            description: Some("ocp-metrics clients, tokens and signing key".into()),
+            subjects: vec![format!("$KV.{CREDENTIALS_BUCKET}.>")],
+            max_messages_per_subject: 1,
+            max_message_size: CREDENTIAL_VALUE_BYTES_MAX,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| js_error("create the credentials bucket", e))?;
         let store = js
-            .create_key_value(kv::Config {
-                bucket: CREDENTIALS_BUCKET.into(),
-                description: "ocp-metrics clients, tokens and signing key".into(),
-                history: 1,
-                max_value_size: CREDENTIAL_VALUE_BYTES_MAX,
-                storage: StorageType::File,
-                num_replicas: replicas,
-                ..Default::default()
-            })
+            .get_key_value(CREDENTIALS_BUCKET)
             .await
-            .map_err(|e| js_error("create the credentials bucket", e))?;
+            .map_err(|e| js_error("open the credentials bucket", e))?;
         Ok(CredentialsKv { store })
     }
 

@@ -180,7 +180,7 @@ mod tests {
         let e = event(EventKind::SessionEnd {
             started_at: 1_763_999_999_000,
         });
-        expect_test::expect!["01d0c9a3d1e8660465762d310761636d652e657503732d310369767207657572d5f7765737400f6f1a2d1e86603b0e6a2d1e866"]
+        expect_test::expect!["01d0afbfe9d6660465762d310761636d652e657503732d31036976720765752d7765737400f6a1bfe9d66603b090bfe9d666"]
             .assert_eq(&hex::encode(encode(1_764_000_001_000, &e)));
     }
 

@@ -139,20 +139,19 @@ impl EventStream {
                     .await,
             );
         }
-        let mut out = Vec::with_capacity(events.len());
-        for sent in pending {
-            out.push(match sent {
-                Ok(ack) => ack
-                    .await
-                    .map(|a| Published {
-                        sequence: a.sequence,
-                        duplicate: a.duplicate,
-                    })
-                    .map_err(|e| ClusterError::Unavailable(format!("publish not acknowledged: {e}"))),
-                Err(e) => Err(ClusterError::Unavailable(format!("publish not sent: {e}"))),
-            });
-        }
-        out
+        // Awaited together, not one after another: each ack's timeout starts when it is polled,
+        // so awaiting in turn would let a lost connection cost the timeout once per event.
+        futures_util::future::join_all(pending.into_iter().map(|sent| async move {
+            let ack = sent.map_err(|e| ClusterError::Unavailable(format!("publish not sent: {e}")))?;
+            let ack = ack
+                .await
+                .map_err(|e| ClusterError::Unavailable(format!("publish not acknowledged: {e}")))?;
+            Ok(Published {
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            })
+        }))
+        .await
     }
 
     /// The stream's last sequence now (0 when empty): what a node starting up must have applied

@@ -206,10 +206,20 @@ impl NatsCluster {
             .connect(self.url(i))
             .await
             .map_err(|e| e.to_string())?;
-        let js = async_nats::jetstream::ContextBuilder::new()
-            .timeout(Duration::from_millis(1_000))
-            .build(client);
-        js.query_account().await.map(drop).map_err(|e| e.to_string())
+        // A raw request rather than `query_account`: async-nats 0.46 cannot parse nats-server
+        // 2.9's account info (it lacks `reserved_memory`), and only the error matters here.
+        let reply = tokio::time::timeout(
+            Duration::from_millis(1_000),
+            client.request("$JS.API.INFO", bytes::Bytes::new()),
+        )
+        .await
+        .map_err(|_| "no answer within 1 s".to_string())?
+        .map_err(|e| e.to_string())?;
+        let body = String::from_utf8_lossy(&reply.payload);
+        if body.contains("\"error\"") {
+            return Err(body.into_owned());
+        }
+        Ok(())
     }
 }
 
