@@ -58,7 +58,7 @@
 //!
 //! # Reading in order
 //!
-//! [`EventStream::read_from`] is an ordered push consumer (see its docs); a node resumes from
+//! [`EventStream::read_from`] is an ordered pull consumer (see its docs); a node resumes from
 //! its snapshot's sequence + 1 and reports ready once it has applied
 //! [`EventStream::last_sequence`] as read at its start.
 

@@ -3,7 +3,7 @@
 use crate::record::{self, EventRecord};
 use crate::{ClusterError, js_error};
 use async_nats::jetstream::consumer::DeliverPolicy;
-use async_nats::jetstream::consumer::push;
+use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::Context;
@@ -168,11 +168,15 @@ impl EventStream {
     /// Reads the stream in order from `start_sequence` (1 for the beginning, or a snapshot's
     /// covered sequence + 1), and keeps delivering new events as they are published.
     ///
-    /// This is an ordered push consumer: ephemeral, no acknowledgements, server-side flow
-    /// control, and on a gap (a lost message, a server failover, a reconnect) the client
-    /// recreates it from the last delivered sequence + 1. Its position is the node's own
-    /// business (the sequence its rollups or snapshot cover), so nothing is stored on the
-    /// servers per node.
+    /// This is an ordered pull consumer: ephemeral, one replica, no acknowledgements; the
+    /// client pulls batches, and on a gap or missed heartbeats (a server failover, a
+    /// reconnect) recreates it from the last delivered sequence + 1. Its position is the node's
+    /// own business (the sequence its rollups or snapshot cover), so nothing is stored on the
+    /// servers per node and nothing is acknowledged per message.
+    ///
+    /// Chosen over the ordered push consumer by measurement (`examples/throughput.rs`, 50,000
+    /// events on this two-core machine): pull read 134k-169k events/s, push 50k-76k events/s,
+    /// on R1 and R3 alike; the push consumer's flow-control round trips stall it.
     pub async fn read_from(&self, start_sequence: u64) -> Result<EventReader, ClusterError> {
         let stream = self
             .js
@@ -185,8 +189,7 @@ impl EventStream {
             DeliverPolicy::ByStartSequence { start_sequence }
         };
         let consumer = stream
-            .create_consumer(push::OrderedConfig {
-                deliver_subject: self.js.client().new_inbox(),
+            .create_consumer(pull::OrderedConfig {
                 deliver_policy,
                 ..Default::default()
             })
@@ -205,7 +208,7 @@ impl EventStream {
 
 /// Events in stream order, from an ordered consumer.
 pub struct EventReader {
-    messages: push::Ordered,
+    messages: pull::Ordered,
     /// The lowest sequence not yet delivered: anything below is a redelivery and is skipped.
     next_sequence: u64,
 }

@@ -103,8 +103,9 @@ async fn acknowledged_events_survive_kill_9_of_the_stream_leader_exactly_once() 
 
     // Read everything back with the old leader still dead: each acknowledged event is there,
     // at the sequence its ack named, exactly once, in sequence order.
-    let last = stream.last_sequence().await.unwrap();
-    let all = read(&mut stream.read_from(1).await.unwrap(), last as usize).await;
+    let last = retry("read the last sequence", || stream.last_sequence()).await;
+    let mut reader = retry("open a reader", || stream.read_from(1)).await;
+    let all = read(&mut reader, last as usize).await;
     let mut seen: HashMap<String, u64> = HashMap::new();
     for (i, e) in all.iter().enumerate() {
         assert_eq!(e.sequence, i as u64 + 1, "no gaps, in order");
@@ -118,7 +119,7 @@ async fn acknowledged_events_survive_kill_9_of_the_stream_leader_exactly_once() 
 
     // The killed server comes back with its store and rejoins.
     cluster.restart(victim).await;
-    assert_eq!(stream.last_sequence().await.unwrap(), last);
+    assert_eq!(retry("read the last sequence", || stream.last_sequence()).await, last);
 }
 
 /// Publishes `EVENTS` events in batches, retrying the failed events of each batch until
@@ -164,6 +165,25 @@ async fn stream_leader(client: &async_nats::Client) -> String {
         .as_ref()
         .and_then(|c| c.leader.clone())
         .expect("an R3 stream has a leader")
+}
+
+/// Retries `op` while it fails with `Unavailable`, as a node does after a failover (the new
+/// stream leader may take seconds to answer API requests).
+async fn retry<T, F: std::future::Future<Output = Result<T, ClusterError>>>(
+    what: &str,
+    op: impl Fn() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_millis(RETRY_DEADLINE_MS);
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(ClusterError::Unavailable(e)) if Instant::now() < deadline => {
+                eprintln!("{what}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
 }
 
 /// Reads exactly `n` events, riding out transient consumer errors.
