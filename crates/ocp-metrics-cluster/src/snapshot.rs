@@ -21,6 +21,8 @@
 use crate::stream::check_same;
 use crate::{ClusterError, js_error};
 use async_nats::jetstream::object_store::{self, ObjectStore};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
 use async_nats::jetstream::stream::StorageType;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -47,10 +49,18 @@ pub struct Snapshot {
     pub payload: Vec<u8>,
 }
 
+/// The longest one snapshot operation (a put, a get, a listing) may take before it fails with
+/// `Unavailable`. The object store reads through consumers that can stall when a server goes
+/// away mid-transfer; a bound turns a stall into an error the node retries. Ten minutes moves
+/// gigabytes on loopback-class links, far above any snapshot of today's limits.
+pub const SNAPSHOT_OPERATION_TIMEOUT_MS: u64 = 600_000;
+
 /// The snapshot bucket.
 #[derive(Clone)]
 pub struct SnapshotStore {
     store: ObjectStore,
+    /// The bucket's underlying stream, for listing object names with one request.
+    stream: async_nats::jetstream::stream::Stream,
 }
 
 impl std::fmt::Debug for SnapshotStore {
@@ -69,15 +79,13 @@ impl SnapshotStore {
     ) -> Result<SnapshotStore, ClusterError> {
         let js = crate::jetstream_context(client);
         let stream_name = format!("OBJ_{SNAPSHOT_BUCKET}");
-        if let Some(info) = crate::existing_stream(&js, &stream_name).await? {
+        let store = if let Some(info) = crate::existing_stream(&js, &stream_name).await? {
             check_same(&stream_name, "replicas", info.config.num_replicas, replicas)?;
-            let store = js
-                .get_object_store(SNAPSHOT_BUCKET)
+            js.get_object_store(SNAPSHOT_BUCKET)
                 .await
-                .map_err(|e| js_error("open the snapshot bucket", e))?;
-            return Ok(SnapshotStore { store });
-        }
-        let store = js
+                .map_err(|e| js_error("open the snapshot bucket", e))?
+        } else {
+            js
             .create_object_store(object_store::Config {
                 bucket: SNAPSHOT_BUCKET.into(),
                 description: Some("ocp-metrics state snapshots".into()),
@@ -86,45 +94,61 @@ impl SnapshotStore {
                 ..Default::default()
             })
             .await
-            .map_err(|e| js_error("create the snapshot bucket", e))?;
-        Ok(SnapshotStore { store })
+            .map_err(|e| js_error("create the snapshot bucket", e))?
+        };
+        let stream = js
+            .get_stream(&stream_name)
+            .await
+            .map_err(|e| js_error("open the snapshot bucket's stream", e))?;
+        Ok(SnapshotStore { store, stream })
     }
 
     /// Stores a snapshot of the state up to and including `covers_sequence`, then deletes all
     /// but the newest [`SNAPSHOTS_KEPT`].
     pub async fn put(&self, covers_sequence: u64, payload: &[u8]) -> Result<(), ClusterError> {
         let blob = frame(covers_sequence, payload);
-        self.store
-            .put(object_name(covers_sequence).as_str(), &mut blob.as_slice())
-            .await
-            .map_err(|e| js_error("store a snapshot", e))?;
-        for old in self.list().await?.into_iter().skip(SNAPSHOTS_KEPT) {
+        bounded(
+            "store a snapshot",
             self.store
-                .delete(object_name(old))
-                .await
-                .map_err(|e| js_error("delete an old snapshot", e))?;
+                .put(object_name(covers_sequence).as_str(), &mut blob.as_slice()),
+        )
+        .await?;
+        for old in self.list().await?.into_iter().skip(SNAPSHOTS_KEPT) {
+            bounded("delete an old snapshot", self.store.delete(object_name(old))).await?;
         }
         Ok(())
     }
 
     /// The covered sequences of the stored snapshots, newest first.
+    ///
+    /// Read from the bucket's stream (one request for the metadata subjects, one per object
+    /// for its current metadata) rather than the object store's own listing, which follows a
+    /// consumer until a pending count reaches zero and was seen to hang here on an R3 bucket.
     pub async fn list(&self) -> Result<Vec<u64>, ClusterError> {
-        let mut list = self
-            .store
-            .list()
+        let mut subjects = self
+            .stream
+            .info_with_subjects(format!("$O.{SNAPSHOT_BUCKET}.M.>"))
             .await
             .map_err(|e| js_error("list snapshots", e))?;
         let mut sequences = Vec::new();
-        while let Some(info) = list.next().await {
-            let info = info.map_err(|e| js_error("list snapshots", e))?;
-            if info.deleted {
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|e| js_error("list snapshots", e))?;
+            let Some(name) = subject
+                .rsplit('.')
+                .next()
+                .and_then(|encoded| URL_SAFE.decode(encoded).ok())
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+            else {
                 continue;
-            }
-            if let Some(seq) = info
-                .name
+            };
+            let Some(seq) = name
                 .strip_prefix(NAME_PREFIX)
                 .and_then(|s| s.parse::<u64>().ok())
-            {
+            else {
+                continue;
+            };
+            let info = bounded("read a snapshot's metadata", self.store.info(&name)).await?;
+            if !info.deleted {
                 sequences.push(seq);
             }
         }
@@ -155,18 +179,32 @@ impl SnapshotStore {
     }
 
     async fn get_blob(&self, covers_sequence: u64) -> Result<Vec<u8>, ClusterError> {
-        let mut object = self
-            .store
-            .get(object_name(covers_sequence))
-            .await
-            .map_err(|e| js_error(&format!("open snapshot {covers_sequence}"), e))?;
-        let mut blob = Vec::with_capacity(object.info().size);
-        object
-            .read_to_end(&mut blob)
-            .await
-            .map_err(|e| js_error(&format!("read snapshot {covers_sequence}"), e))?;
-        Ok(blob)
+        let read = async {
+            let mut object = self.store.get(object_name(covers_sequence)).await?;
+            let mut blob = Vec::with_capacity(object.info().size);
+            object.read_to_end(&mut blob).await?;
+            Ok::<_, async_nats::Error>(blob)
+        };
+        bounded(&format!("read snapshot {covers_sequence}"), read).await
     }
+}
+
+/// Runs one object-store operation within [`SNAPSHOT_OPERATION_TIMEOUT_MS`].
+async fn bounded<T, E: std::fmt::Display>(
+    what: &str,
+    op: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ClusterError> {
+    tokio::time::timeout(
+        std::time::Duration::from_millis(SNAPSHOT_OPERATION_TIMEOUT_MS),
+        op,
+    )
+    .await
+    .map_err(|_| {
+        ClusterError::Unavailable(format!(
+            "cannot {what}: no progress within {SNAPSHOT_OPERATION_TIMEOUT_MS} ms"
+        ))
+    })?
+    .map_err(|e| js_error(what, e))
 }
 
 fn object_name(covers_sequence: u64) -> String {
@@ -247,11 +285,13 @@ impl SnapshotStore {
         covers_sequence: u64,
         blob: &[u8],
     ) -> Result<(), ClusterError> {
-        self.store
-            .put(object_name(covers_sequence).as_str(), &mut &blob[..])
-            .await
-            .map(drop)
-            .map_err(|e| js_error("store a raw snapshot blob", e))
+        bounded(
+            "store a raw snapshot blob",
+            self.store
+                .put(object_name(covers_sequence).as_str(), &mut &blob[..]),
+        )
+        .await
+        .map(drop)
     }
 }
 

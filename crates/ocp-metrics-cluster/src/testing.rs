@@ -137,16 +137,18 @@ impl NatsCluster {
         self.wait_ready().await;
     }
 
-    /// Waits until JetStream answers an account-info request on every running server. In a
-    /// cluster the meta leader answers it, so this also waits for a leader.
+    /// Waits until JetStream answers on every running server and can place a stream with one
+    /// replica per running server. A meta leader is elected before every peer has registered,
+    /// and until then creating an R3 stream fails with "no suitable peers for placement"; a
+    /// probe stream (created and deleted) is the direct test.
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_millis(META_LEADER_TIMEOUT_MS);
-        for i in 0..self.servers.len() {
-            if self.servers[i].child.is_none() {
-                continue;
-            }
+        let running: Vec<usize> = (0..self.servers.len())
+            .filter(|&i| self.servers[i].child.is_some())
+            .collect();
+        for &i in &running {
             loop {
-                let error = match self.jetstream_answers(i).await {
+                let error = match self.jetstream_places(i, running.len()).await {
                     Ok(()) => break,
                     Err(e) => e,
                 };
@@ -200,26 +202,26 @@ impl NatsCluster {
         s.child = Some(child);
     }
 
-    async fn jetstream_answers(&self, i: usize) -> Result<(), String> {
+    async fn jetstream_places(&self, i: usize, replicas: usize) -> Result<(), String> {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_millis(500))
             .connect(self.url(i))
             .await
             .map_err(|e| e.to_string())?;
-        // A raw request rather than `query_account`: async-nats 0.46 cannot parse nats-server
-        // 2.9's account info (it lacks `reserved_memory`), and only the error matters here.
-        let reply = tokio::time::timeout(
-            Duration::from_millis(1_000),
-            client.request("$JS.API.INFO", bytes::Bytes::new()),
-        )
+        let js = async_nats::jetstream::ContextBuilder::new()
+            .timeout(Duration::from_millis(2_000))
+            .build(client);
+        let name = format!("OCPM_READY_PROBE_{i}");
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("ocpm.ready-probe.{i}")],
+            storage: async_nats::jetstream::stream::StorageType::Memory,
+            num_replicas: replicas,
+            ..Default::default()
+        })
         .await
-        .map_err(|_| "no answer within 1 s".to_string())?
         .map_err(|e| e.to_string())?;
-        let body = String::from_utf8_lossy(&reply.payload);
-        if body.contains("\"error\"") {
-            return Err(body.into_owned());
-        }
-        Ok(())
+        js.delete_stream(&name).await.map(drop).map_err(|e| e.to_string())
     }
 }
 

@@ -11,10 +11,13 @@ use support::{connect, connect_to};
 
 /// The contract's bound for a credential change to reach every node.
 const PROPAGATION_MS_MAX: u64 = 1_000;
+/// The bound after a server loss: the watch's consumer is recreated after two missed idle
+/// heartbeats (async-nats uses 5 s), plus an election and headroom for a loaded machine.
+const FAILOVER_PROPAGATION_MS_MAX: u64 = 30_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_puts_and_deletes_reach_a_watcher_on_another_server_within_a_second() {
-    let cluster = NatsCluster::start(3).await;
+    let mut cluster = NatsCluster::start(3).await;
     // Two "nodes", each connected to a different server only.
     let writer = CredentialsKv::open(connect_to(vec![cluster.url(0)]).await, 3)
         .await
@@ -60,6 +63,31 @@ async fn credential_puts_and_deletes_reach_a_watcher_on_another_server_within_a_
         Some(&b"hash-a"[..])
     );
 
+    // With the third server cleanly stopped, the bucket (R3) still takes writes and the watch
+    // still delivers them; if the stopped server hosted the watch's consumer, the watch
+    // notices by missed heartbeats and recreates it, which takes longer than a second.
+    cluster.stop(1);
+    writer
+        .put("token.gamma", Bytes::from_static(b"hash-c"))
+        .await
+        .unwrap();
+    let after_failover = tokio::time::timeout(
+        Duration::from_millis(FAILOVER_PROPAGATION_MS_MAX),
+        async {
+            loop {
+                match watch.next().await {
+                    Ok(change) => return change,
+                    Err(ClusterError::Unavailable(_)) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        },
+    )
+    .await
+    .expect("the watch recovers from a server's loss");
+    assert_eq!(after_failover.key(), "token.gamma");
+
+    cluster.restart(1).await;
     let err = CredentialsKv::open(connect(&cluster).await, 1)
         .await
         .unwrap_err();

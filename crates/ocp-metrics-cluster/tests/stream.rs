@@ -4,7 +4,7 @@
 
 mod support;
 
-use ocp_metrics_cluster::stream::STREAM_NAME;
+use ocp_metrics_cluster::stream::{DUPLICATE_WINDOW_SECONDS, STREAM_NAME};
 use ocp_metrics_cluster::testing::NatsCluster;
 use ocp_metrics_cluster::{ClusterError, EventReader, EventStream, StreamEvent, StreamSettings};
 use ocp_metrics_core::Event;
@@ -45,9 +45,16 @@ async fn publish_answers_sequences_and_duplicates_and_reads_back_in_order() {
         assert_eq!(got.record.arrival_ms, ARRIVAL_MS);
         assert_eq!(&got.record.event, want);
     }
-    let tail = read(&mut stream.read_from(151).await.unwrap(), 50).await;
+    let mut tail_reader = stream.read_from(151).await.unwrap();
+    let tail = read(&mut tail_reader, 50).await;
     assert_eq!(tail[0].sequence, 151);
     assert_eq!(tail[0].record.event, sent[150]);
+
+    // A reader at the end keeps following: an event published now is delivered next.
+    let later = events(200..201);
+    assert_eq!(stream.publish(ARRIVAL_MS, &later).await[0].as_ref().unwrap().sequence, 201);
+    let followed = read(&mut tail_reader, 1).await;
+    assert_eq!((followed[0].sequence, &followed[0].record.event), (201, &later[0]));
 
     // Another node opening the stream validates it; one configured differently is refused
     // with what to do about it.
@@ -61,6 +68,29 @@ async fn publish_answers_sequences_and_duplicates_and_reads_back_in_order() {
         "JetStream stream `OCPM_EVENTS` exists with replicas 3, but this node is configured for 1; \
          start the node with the settings the cluster uses, or change the stream with the nats \
          CLI (`nats stream edit OCPM_EVENTS`)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_streams_duplicate_window_is_brought_to_the_nodes_value() {
+    let cluster = NatsCluster::start(1).await;
+    let client = connect(&cluster).await;
+    let js = async_nats::jetstream::new(client.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: STREAM_NAME.into(),
+        subjects: vec!["ocpm.ev.>".into()],
+        duplicate_window: Duration::from_secs(48 * 3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    EventStream::open(client, &StreamSettings { replicas: 1 })
+        .await
+        .unwrap();
+    let info = js.get_stream(STREAM_NAME).await.unwrap();
+    assert_eq!(
+        info.cached_info().config.duplicate_window,
+        Duration::from_secs(DUPLICATE_WINDOW_SECONDS)
     );
 }
 
