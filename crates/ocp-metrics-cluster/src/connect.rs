@@ -111,8 +111,10 @@ impl NatsOptions {
         })
     }
 
-    /// Connects to the first reachable server. The client then reconnects by itself (forever,
-    /// with backoff) when a server goes away; JetStream calls fail with an error meanwhile.
+    /// Connects to the servers. This returns at once even when none is reachable yet: the
+    /// client keeps trying in the background (and reconnects by itself, forever, with backoff,
+    /// whenever its server goes away), so a node can start and answer from its own state while
+    /// NATS is down. JetStream calls fail with `Unavailable` until a connection is up.
     pub async fn connect(&self) -> Result<async_nats::Client, ClusterError> {
         let mut opts = async_nats::ConnectOptions::new()
             .name(&self.name)
@@ -189,8 +191,11 @@ mod tests {
         assert_eq!(o.servers, ["nats://a:4222", "nats://b:4222"]);
         assert_eq!(o.auth, NatsAuth::None);
         assert_eq!(o.tls_ca_file, None);
-        let o = opts(&[(ENV_CREDS_FILE, "/etc/ocpm/node.creds"), (ENV_TLS_CA_FILE, "/ca.pem")])
-            .unwrap();
+        let o = opts(&[
+            (ENV_CREDS_FILE, "/etc/ocpm/node.creds"),
+            (ENV_TLS_CA_FILE, "/ca.pem"),
+        ])
+        .unwrap();
         assert_eq!(o.auth, NatsAuth::CredsFile("/etc/ocpm/node.creds".into()));
         assert_eq!(o.tls_ca_file, Some("/ca.pem".into()));
         let o = opts(&[(ENV_USER, "ocpm"), (ENV_PASSWORD, "s3cret")]).unwrap();
@@ -209,7 +214,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pw");
         std::fs::write(&file, "from-file\n").unwrap();
-        let o = opts(&[(ENV_USER, "ocpm"), (ENV_PASSWORD_FILE, file.to_str().unwrap())]).unwrap();
+        let o = opts(&[
+            (ENV_USER, "ocpm"),
+            (ENV_PASSWORD_FILE, file.to_str().unwrap()),
+        ])
+        .unwrap();
         assert_eq!(
             o.auth,
             NatsAuth::UserPassword {

@@ -2,6 +2,14 @@
 //! personal access tokens, the signing key), each already hashed or sealed by the auth layer,
 //! watched by every node so that a creation or revocation applies everywhere within
 //! milliseconds.
+//!
+//! One caveat, measured in `tests/buckets.rs`: the watch is an ordered consumer living on one
+//! server. If that server dies, the watch only notices after two missed idle heartbeats
+//! (async-nats sends them every 5 s) and then recreates itself, so changes made meanwhile
+//! arrive about ten seconds late on that node; in steady state they arrive in milliseconds.
+//! A node that needs a hard bound on revocation during a failover can re-read revoked keys
+//! with [`CredentialsKv::get`] (a direct request to the bucket) when its watch reports an
+//! error.
 
 use crate::stream::check_same;
 use crate::{ClusterError, js_error};

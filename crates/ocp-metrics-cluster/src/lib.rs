@@ -40,14 +40,16 @@
 //!
 //! A JetStream publish ack means the message was written into the stream's file store (the
 //! operating system's page cache) on the stream leader and, for R3, appended to the Raft log
-//! of a majority (two of three) of the replicas. It does **not** mean fsynced: nats-server 2.9
-//! fsyncs file-store blocks from a background timer every 2 minutes, and has no setting to
-//! change that (`sync_interval` and `sync: always` arrived in 2.10, nats-server pull request
-//! 4483). Measured here with `strace -f -e fsync` on Debian's nats-server 2.9.10: a stream
-//! created at 09:53:26 took a publish at 09:53:31 and its ack at once, and the first fsync of
-//! its files came at 09:55:26, two minutes after the stream's store was opened.
-//! nats-server issue 7564 (Jepsen, 2025) shows acknowledged writes lost when nodes lose power
-//! together within that window. So:
+//! of a majority (two of three) of the replicas; the third catches up afterwards. It does
+//! **not** mean fsynced: nats-server 2.9 fsyncs file-store blocks from a background timer every
+//! 2 minutes (`defaultSyncInterval` in its `filestore.go`), and has no setting to change that:
+//! `sync_interval` and `sync: always` arrived in 2.10 (nats-server pull request 4483), and
+//! Debian's 2.9.10 refuses a config holding `sync_interval` ("unknown field"). Measured here
+//! with `strace -f -tt -e trace=fsync,fdatasync -p <pid>` on a single 2.9.10 server: a stream
+//! created at 09:53:26 acknowledged ten publishes at 09:53:31 at once, and the first fsync of
+//! its files came at 09:55:26, two minutes after the store was opened. nats-server issue 7564
+//! (Jepsen, 2025) shows acknowledged writes lost when servers lose power together within
+//! that window. So:
 //!
 //! * **R1** (one server) survives `kill -9` of the server and of every ocp-metrics node (the
 //!   page cache outlives the process), but not a power loss or kernel crash of its machine
@@ -110,9 +112,7 @@ pub enum ClusterError {
 /// A JetStream context with this crate's request timeout.
 pub(crate) fn jetstream_context(client: async_nats::Client) -> Context {
     jetstream::ContextBuilder::new()
-        .timeout(Duration::from_millis(
-            connect::JETSTREAM_REQUEST_TIMEOUT_MS,
-        ))
+        .timeout(Duration::from_millis(connect::JETSTREAM_REQUEST_TIMEOUT_MS))
         .build(client)
 }
 

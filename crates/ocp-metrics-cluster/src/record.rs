@@ -104,7 +104,9 @@ pub fn message_id(group: &str, id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ocp_metrics_core::event::{Counts, DialogEnd, EventKind, MiniappEnd, MiniappResult, Outcome};
+    use ocp_metrics_core::event::{
+        Counts, DialogEnd, EventKind, MiniappEnd, MiniappResult, Outcome,
+    };
     use ocp_metrics_core::{GroupName, Label};
 
     fn label(s: &str) -> Label {
@@ -169,7 +171,13 @@ mod tests {
             let arrival_ms = 1_764_000_001_000 + i as i64;
             let bytes = encode(arrival_ms, &e);
             assert_eq!(bytes[0], RECORD_FORMAT_VERSION);
-            assert_eq!(decode(&bytes), Ok(EventRecord { arrival_ms, event: e }));
+            assert_eq!(
+                decode(&bytes),
+                Ok(EventRecord {
+                    arrival_ms,
+                    event: e
+                })
+            );
         }
     }
 

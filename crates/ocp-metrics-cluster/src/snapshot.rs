@@ -21,9 +21,9 @@
 use crate::stream::check_same;
 use crate::{ClusterError, js_error};
 use async_nats::jetstream::object_store::{self, ObjectStore};
+use async_nats::jetstream::stream::StorageType;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
-use async_nats::jetstream::stream::StorageType;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -85,8 +85,7 @@ impl SnapshotStore {
                 .await
                 .map_err(|e| js_error("open the snapshot bucket", e))?
         } else {
-            js
-            .create_object_store(object_store::Config {
+            js.create_object_store(object_store::Config {
                 bucket: SNAPSHOT_BUCKET.into(),
                 description: Some("ocp-metrics state snapshots".into()),
                 storage: StorageType::File,
@@ -114,7 +113,11 @@ impl SnapshotStore {
         )
         .await?;
         for old in self.list().await?.into_iter().skip(SNAPSHOTS_KEPT) {
-            bounded("delete an old snapshot", self.store.delete(object_name(old))).await?;
+            bounded(
+                "delete an old snapshot",
+                self.store.delete(object_name(old)),
+            )
+            .await?;
         }
         Ok(())
     }

@@ -2,11 +2,11 @@
 
 use crate::record::{self, EventRecord};
 use crate::{ClusterError, js_error};
+use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
-use async_nats::jetstream::Context;
 use futures_util::StreamExt;
 use ocp_metrics_core::Event;
 use std::time::Duration;
@@ -73,7 +73,12 @@ impl EventStream {
         match crate::existing_stream(&js, STREAM_NAME).await? {
             Some(info) => {
                 let have = &info.config;
-                check_same(STREAM_NAME, "replicas", have.num_replicas, wanted.num_replicas)?;
+                check_same(
+                    STREAM_NAME,
+                    "replicas",
+                    have.num_replicas,
+                    wanted.num_replicas,
+                )?;
                 check_same(STREAM_NAME, "subjects", &have.subjects, &wanted.subjects)?;
                 check_same(STREAM_NAME, "storage", have.storage, wanted.storage)?;
                 check_same(STREAM_NAME, "retention", have.retention, wanted.retention)?;
@@ -142,7 +147,8 @@ impl EventStream {
         // Awaited together, not one after another: each ack's timeout starts when it is polled,
         // so awaiting in turn would let a lost connection cost the timeout once per event.
         futures_util::future::join_all(pending.into_iter().map(|sent| async move {
-            let ack = sent.map_err(|e| ClusterError::Unavailable(format!("publish not sent: {e}")))?;
+            let ack =
+                sent.map_err(|e| ClusterError::Unavailable(format!("publish not sent: {e}")))?;
             let ack = ack
                 .await
                 .map_err(|e| ClusterError::Unavailable(format!("publish not acknowledged: {e}")))?;

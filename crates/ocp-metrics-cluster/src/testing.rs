@@ -56,7 +56,14 @@ impl NatsCluster {
             let config = dir.path().join(format!("{name}.conf"));
             std::fs::write(
                 &config,
-                server_config(&name, &store, client_ports[i], route_ports[i], route_ports, n),
+                server_config(
+                    &name,
+                    &store,
+                    client_ports[i],
+                    route_ports[i],
+                    route_ports,
+                    n,
+                ),
             )
             .expect("write a nats-server config");
             servers.push(Server {
@@ -125,7 +132,9 @@ impl NatsCluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        child.kill().expect("SIGKILL nats-server after SIGTERM timed out");
+        child
+            .kill()
+            .expect("SIGKILL nats-server after SIGTERM timed out");
         child.wait().expect("reap nats-server");
     }
 
@@ -221,7 +230,10 @@ impl NatsCluster {
         })
         .await
         .map_err(|e| e.to_string())?;
-        js.delete_stream(&name).await.map(drop).map_err(|e| e.to_string())
+        js.delete_stream(&name)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -71,9 +71,8 @@ async fn credential_puts_and_deletes_reach_a_watcher_on_another_server_within_a_
         .put("token.gamma", Bytes::from_static(b"hash-c"))
         .await
         .unwrap();
-    let after_failover = tokio::time::timeout(
-        Duration::from_millis(FAILOVER_PROPAGATION_MS_MAX),
-        async {
+    let after_failover =
+        tokio::time::timeout(Duration::from_millis(FAILOVER_PROPAGATION_MS_MAX), async {
             loop {
                 match watch.next().await {
                     Ok(change) => return change,
@@ -81,10 +80,9 @@ async fn credential_puts_and_deletes_reach_a_watcher_on_another_server_within_a_
                     Err(e) => panic!("{e}"),
                 }
             }
-        },
-    )
-    .await
-    .expect("the watch recovers from a server's loss");
+        })
+        .await
+        .expect("the watch recovers from a server's loss");
     assert_eq!(after_failover.key(), "token.gamma");
 
     cluster.restart(1).await;
@@ -114,7 +112,11 @@ async fn snapshots_round_trip_keep_two_and_a_damaged_one_is_detected() {
     for (seq, tag) in [(10, 1), (20, 2), (30, 3)] {
         store.put(seq, &payload(tag)).await.unwrap();
     }
-    assert_eq!(store.list().await.unwrap(), [30, 20], "the newest two are kept");
+    assert_eq!(
+        store.list().await.unwrap(),
+        [30, 20],
+        "the newest two are kept"
+    );
     let newest = store.get(30).await.unwrap();
     assert_eq!(newest.covers_sequence, 30);
     assert_eq!(newest.payload, payload(3));

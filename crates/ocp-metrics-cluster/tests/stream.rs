@@ -20,13 +20,19 @@ const READ_DEADLINE_MS: u64 = 60_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_answers_sequences_and_duplicates_and_reads_back_in_order() {
     let cluster = NatsCluster::start(3).await;
-    let stream = EventStream::open(connect(&cluster).await, &R3).await.unwrap();
+    let stream = EventStream::open(connect(&cluster).await, &R3)
+        .await
+        .unwrap();
     let sent = events(0..200);
 
     let acks = stream.publish(ARRIVAL_MS, &sent).await;
     let acks: Vec<_> = acks.into_iter().map(Result::unwrap).collect();
     for (i, ack) in acks.iter().enumerate() {
-        assert_eq!((ack.sequence, ack.duplicate), (i as u64 + 1, false), "event {i}");
+        assert_eq!(
+            (ack.sequence, ack.duplicate),
+            (i as u64 + 1, false),
+            "event {i}"
+        );
     }
     assert_eq!(stream.last_sequence().await.unwrap(), 200);
 
@@ -35,7 +41,11 @@ async fn publish_answers_sequences_and_duplicates_and_reads_back_in_order() {
     let again = stream.publish(ARRIVAL_MS + 5_000, &sent[50..60]).await;
     for (i, ack) in again.into_iter().enumerate() {
         let ack = ack.unwrap();
-        assert_eq!((ack.sequence, ack.duplicate), (51 + i as u64, true), "retry {i}");
+        assert_eq!(
+            (ack.sequence, ack.duplicate),
+            (51 + i as u64, true),
+            "retry {i}"
+        );
     }
     assert_eq!(stream.last_sequence().await.unwrap(), 200);
 
@@ -52,13 +62,24 @@ async fn publish_answers_sequences_and_duplicates_and_reads_back_in_order() {
 
     // A reader at the end keeps following: an event published now is delivered next.
     let later = events(200..201);
-    assert_eq!(stream.publish(ARRIVAL_MS, &later).await[0].as_ref().unwrap().sequence, 201);
+    assert_eq!(
+        stream.publish(ARRIVAL_MS, &later).await[0]
+            .as_ref()
+            .unwrap()
+            .sequence,
+        201
+    );
     let followed = read(&mut tail_reader, 1).await;
-    assert_eq!((followed[0].sequence, &followed[0].record.event), (201, &later[0]));
+    assert_eq!(
+        (followed[0].sequence, &followed[0].record.event),
+        (201, &later[0])
+    );
 
     // Another node opening the stream validates it; one configured differently is refused
     // with what to do about it.
-    EventStream::open(connect(&cluster).await, &R3).await.unwrap();
+    EventStream::open(connect(&cluster).await, &R3)
+        .await
+        .unwrap();
     let err = EventStream::open(connect(&cluster).await, &StreamSettings { replicas: 1 })
         .await
         .unwrap_err();
@@ -144,12 +165,19 @@ async fn acknowledged_events_survive_kill_9_of_the_stream_leader_exactly_once() 
     }
     assert_eq!(all.len(), EVENTS, "nothing stored twice, nothing lost");
     for (id, seq) in &acked {
-        assert_eq!(seen.get(id), Some(seq), "acked event {id} at its acked sequence");
+        assert_eq!(
+            seen.get(id),
+            Some(seq),
+            "acked event {id} at its acked sequence"
+        );
     }
 
     // The killed server comes back with its store and rejoins.
     cluster.restart(victim).await;
-    assert_eq!(retry("read the last sequence", || stream.last_sequence()).await, last);
+    assert_eq!(
+        retry("read the last sequence", || stream.last_sequence()).await,
+        last
+    );
 }
 
 /// Publishes `EVENTS` events in batches, retrying the failed events of each batch until
