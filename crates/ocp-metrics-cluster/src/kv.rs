@@ -3,10 +3,13 @@
 //! watched by every node so that a creation or revocation applies everywhere within
 //! milliseconds.
 //!
-//! One caveat, measured in `tests/buckets.rs`: the watch is an ordered consumer living on one
-//! server. If that server dies, the watch only notices after two missed idle heartbeats
-//! (async-nats sends them every 5 s) and then recreates itself, so changes made meanwhile
-//! arrive about ten seconds late on that node; in steady state they arrive in milliseconds.
+//! One caveat, seen in `tests/buckets.rs`: the watch is an ordered consumer living on one
+//! server. If that server dies, the watch only notices after missed idle heartbeats
+//! (async-nats sends them every 5 s and gives up after two) and then recreates itself, so
+//! changes made meanwhile can arrive seconds late on that node (one run here missed the 1 s
+//! bound; others saw the change 1-3 ms after the stop, when the consumer lived elsewhere). In
+//! steady state changes arrive in milliseconds. A put or delete made while the bucket's leader
+//! is being re-elected fails with `Unavailable` and is retried by the caller.
 //! A node that needs a hard bound on revocation during a failover can re-read revoked keys
 //! with [`CredentialsKv::get`] (a direct request to the bucket) when its watch reports an
 //! error.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use ocp_metrics_cluster::testing::NatsCluster;
 use ocp_metrics_cluster::{ClusterError, CredentialChange, CredentialsKv, SnapshotStore};
 use std::time::Duration;
-use support::{connect, connect_to};
+use support::{connect, connect_to, retry};
 
 /// The contract's bound for a credential change to reach every node.
 const PROPAGATION_MS_MAX: u64 = 1_000;
@@ -67,10 +67,11 @@ async fn credential_puts_and_deletes_reach_a_watcher_on_another_server_within_a_
     // still delivers them; if the stopped server hosted the watch's consumer, the watch
     // notices by missed heartbeats and recreates it, which takes longer than a second.
     cluster.stop(1);
-    writer
-        .put("token.gamma", Bytes::from_static(b"hash-c"))
-        .await
-        .unwrap();
+    let stopped = std::time::Instant::now();
+    retry("store a credential after a server stop", || {
+        writer.put("token.gamma", Bytes::from_static(b"hash-c"))
+    })
+    .await;
     let after_failover =
         tokio::time::timeout(Duration::from_millis(FAILOVER_PROPAGATION_MS_MAX), async {
             loop {
@@ -84,6 +85,10 @@ async fn credential_puts_and_deletes_reach_a_watcher_on_another_server_within_a_
         .await
         .expect("the watch recovers from a server's loss");
     assert_eq!(after_failover.key(), "token.gamma");
+    eprintln!(
+        "change after a server stop seen in {} ms",
+        stopped.elapsed().as_millis()
+    );
 
     cluster.restart(1).await;
     let err = CredentialsKv::open(connect(&cluster).await, 1)

@@ -10,7 +10,7 @@ use ocp_metrics_cluster::{ClusterError, EventReader, EventStream, StreamEvent, S
 use ocp_metrics_core::Event;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use support::{ARRIVAL_MS, connect, events};
+use support::{ARRIVAL_MS, RETRY_DEADLINE_MS, connect, events, retry};
 
 const R3: StreamSettings = StreamSettings { replicas: 3 };
 
@@ -120,9 +120,6 @@ const EVENTS: usize = 3_000;
 const BATCH: usize = 100;
 /// When the leader is killed: after this many events are acknowledged.
 const KILL_AFTER_ACKED: usize = 1_000;
-/// How long the producer keeps retrying one batch: leader election after a kill takes
-/// seconds, the rest is headroom for a loaded machine.
-const RETRY_DEADLINE_MS: u64 = 60_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_9_of_the_stream_leader_exactly_once() {
@@ -223,25 +220,6 @@ async fn stream_leader(client: &async_nats::Client) -> String {
         .as_ref()
         .and_then(|c| c.leader.clone())
         .expect("an R3 stream has a leader")
-}
-
-/// Retries `op` while it fails with `Unavailable`, as a node does after a failover (the new
-/// stream leader may take seconds to answer API requests).
-async fn retry<T, F: std::future::Future<Output = Result<T, ClusterError>>>(
-    what: &str,
-    op: impl Fn() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_millis(RETRY_DEADLINE_MS);
-    loop {
-        match op().await {
-            Ok(v) => return v,
-            Err(ClusterError::Unavailable(e)) if Instant::now() < deadline => {
-                eprintln!("{what}: {e}; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("{what}: {e}"),
-        }
-    }
 }
 
 /// Reads exactly `n` events, riding out transient consumer errors.

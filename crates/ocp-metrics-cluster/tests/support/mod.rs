@@ -1,9 +1,10 @@
 //! Shared helpers for the cluster tests: events and connections.
 
-use ocp_metrics_cluster::NatsOptions;
 use ocp_metrics_cluster::testing::NatsCluster;
+use ocp_metrics_cluster::{ClusterError, NatsOptions};
 use ocp_metrics_core::event::{Counts, DialogEnd, EventKind, Outcome};
 use ocp_metrics_core::{Event, GroupName, Label};
+use std::time::{Duration, Instant};
 
 /// The arrival time stamped on test events (2025-11-24T12:00:00Z).
 pub const ARRIVAL_MS: i64 = 1_763_985_600_000;
@@ -54,4 +55,27 @@ pub fn events(ids: std::ops::Range<usize>) -> Vec<Event> {
         },
     })
     .collect()
+}
+
+/// How long an operation is retried after a failover: a new stream leader is elected in
+/// seconds; the rest is headroom for a loaded machine.
+pub const RETRY_DEADLINE_MS: u64 = 60_000;
+
+/// Retries `op` while it fails with `Unavailable`, as a node does after a failover (the new
+/// stream leader may take seconds to answer).
+pub async fn retry<T, F: std::future::Future<Output = Result<T, ClusterError>>>(
+    what: &str,
+    op: impl Fn() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_millis(RETRY_DEADLINE_MS);
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(ClusterError::Unavailable(e)) if Instant::now() < deadline => {
+                eprintln!("{what}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
 }
