@@ -181,8 +181,12 @@ impl EventStream {
     /// servers per node and nothing is acknowledged per message.
     ///
     /// Chosen over the ordered push consumer by measurement (`examples/throughput.rs`, 50,000
-    /// events on this two-core machine): pull read 134k-169k events/s, push 50k-76k events/s,
-    /// on R1 and R3 alike; the push consumer's flow-control round trips stall it.
+    /// events, this two-core machine shared with other builds): with the machine lightly
+    /// loaded (load average 2-5) both read 160k-215k events/s on R1 and R3 alike; with it
+    /// heavily loaded (load average 13-15) the pull consumer kept 134k-169k events/s while the
+    /// push consumer fell to 50k-76k, because its server-side flow control stalls whenever the
+    /// client is slow to answer a flow-control request. Nodes share cores with their work, so
+    /// the consumer that degrades gracefully wins.
     pub async fn read_from(&self, start_sequence: u64) -> Result<EventReader, ClusterError> {
         let stream = self
             .js
