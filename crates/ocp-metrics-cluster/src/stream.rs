@@ -22,8 +22,9 @@ pub const SUBJECT_PREFIX: &str = "ocpm.ev";
 /// minutes at 1,000 events/s costs ~80 MB per server; the 48-hour dedupe the API promises is
 /// the nodes' own dedupe set, applied in stream order.
 pub const DUPLICATE_WINDOW_SECONDS: u64 = 300;
-/// The largest message the stream accepts. A valid event encodes to under 3 KiB (ten bounded
-/// strings of at most 256 bytes and a few integers); anything bigger is a bug, refused by the
+/// The largest message the stream accepts. The largest valid event encodes to about 3.1 KiB
+/// (ten strings of at most 256 bytes, an id of at most 128 characters, a few integers; see the
+/// test `the_largest_valid_event_fits_a_message`); anything bigger is a bug, refused by the
 /// server instead of stored forever.
 pub const EVENT_MESSAGE_BYTES_MAX: i32 = 8 * 1024;
 
@@ -309,6 +310,52 @@ pub(crate) fn check_same<T: std::fmt::Debug + PartialEq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ocp_metrics_core::event::{Counts, MiniappEnd, MiniappResult};
+    use ocp_metrics_core::limits::{EVENT_ID_CHARS_MAX, EVENT_STRING_BYTES_MAX};
+    use ocp_metrics_core::{GroupName, Label};
+
+    #[test]
+    fn the_largest_valid_event_fits_a_message() {
+        let long = "x".repeat(EVENT_STRING_BYTES_MAX);
+        let label = || Label::parse(&long).unwrap();
+        let event = Event {
+            // Four-byte characters: the id bound counts characters, not bytes.
+            id: "\u{1F600}".repeat(EVENT_ID_CHARS_MAX).into(),
+            group: GroupName::parse(&long).unwrap(),
+            session_id: label(),
+            channel: label(),
+            region: label(),
+            test: true,
+            time: i64::MAX,
+            kind: ocp_metrics_core::EventKind::MiniappEnd(Box::new(MiniappEnd {
+                started_at: i64::MIN,
+                miniapp_name: label(),
+                miniapp_id: label(),
+                miniapp_type: label(),
+                locale: label(),
+                flow_name: Some(label()),
+                result: MiniappResult::Other,
+                fail_reason: label(),
+                counts: Counts {
+                    agent_requests: u32::MAX,
+                    no_inputs: u32::MAX,
+                    no_matches: u32::MAX,
+                    system_errors: u32::MAX,
+                    critical_errors: u32::MAX,
+                },
+            })),
+        };
+        let bytes = record::encode(i64::MAX, &event).len();
+        // The message also carries the Nats-Msg-Id header (~50 bytes).
+        assert!(
+            bytes + 100 < EVENT_MESSAGE_BYTES_MAX as usize,
+            "{bytes} bytes"
+        );
+        assert!(
+            bytes > 3_000,
+            "{bytes} bytes: the bound above is not trivially loose"
+        );
+    }
 
     #[test]
     fn subjects_are_plain_tokens_or_hashes() {
