@@ -1,0 +1,171 @@
+//! The cluster's credentials: a JetStream key-value bucket of opaque values (API clients,
+//! personal access tokens, the signing key), each already hashed or sealed by the auth layer,
+//! watched by every node so that a creation or revocation applies everywhere within
+//! milliseconds.
+//!
+//! One caveat, seen in `tests/buckets.rs`: the watch is an ordered consumer living on one
+//! server. If that server dies, the watch only notices after missed idle heartbeats
+//! (async-nats sends them every 5 s and gives up after two) and then recreates itself, so
+//! changes made meanwhile can arrive seconds late on that node (one run here missed the 1 s
+//! bound; others saw the change 1-3 ms after the stop, when the consumer lived elsewhere). In
+//! steady state changes arrive in milliseconds. A put or delete made while the bucket's leader
+//! is being re-elected fails with `Unavailable` and is retried by the caller.
+//! A node that needs a hard bound on revocation during a failover can re-read revoked keys
+//! with [`CredentialsKv::get`] (a direct request to the bucket) when its watch reports an
+//! error.
+
+use crate::stream::check_same;
+use crate::{ClusterError, js_error};
+use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+/// The bucket's name (its stream is `KV_OCPM_CREDENTIALS`).
+pub const CREDENTIALS_BUCKET: &str = "OCPM_CREDENTIALS";
+/// The largest value the bucket accepts. A client record, a token hash or the signing key is a
+/// few hundred bytes; the bound keeps a bug from filling every server's memory and disk.
+pub const CREDENTIAL_VALUE_BYTES_MAX: i32 = 64 * 1024;
+
+/// One change seen by a [`CredentialsWatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialChange {
+    Put {
+        key: String,
+        value: Bytes,
+        revision: u64,
+    },
+    /// The key was deleted (or purged): forget it.
+    Delete { key: String, revision: u64 },
+}
+
+impl CredentialChange {
+    pub fn key(&self) -> &str {
+        match self {
+            CredentialChange::Put { key, .. } | CredentialChange::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// The credentials bucket.
+#[derive(Debug, Clone)]
+pub struct CredentialsKv {
+    store: kv::Store,
+}
+
+impl CredentialsKv {
+    /// Creates the bucket (history 1, file storage, `replicas` copies), or checks that the
+    /// existing one has as many replicas.
+    pub async fn open(
+        client: async_nats::Client,
+        replicas: usize,
+    ) -> Result<CredentialsKv, ClusterError> {
+        let js = crate::jetstream_context(client);
+        let stream_name = format!("KV_{CREDENTIALS_BUCKET}");
+        if let Some(info) = crate::existing_stream(&js, &stream_name).await? {
+            check_same(&stream_name, "replicas", info.config.num_replicas, replicas)?;
+            let store = js
+                .get_key_value(CREDENTIALS_BUCKET)
+                .await
+                .map_err(|e| js_error("open the credentials bucket", e))?;
+            return Ok(CredentialsKv { store });
+        }
+        // async-nats 0.46's `create_key_value` first asks for the account's info, and its parser
+        // requires fields nats-server 2.9 does not send (`reserved_memory`), so the bucket's
+        // stream is created here as the KV specification (NATS ADR-8) lays it out and then
+        // opened as a bucket.
+        js.create_stream(stream::Config {
+            name: stream_name,
+            description: Some("ocp-metrics clients, tokens and signing key".into()),
+            subjects: vec![format!("$KV.{CREDENTIALS_BUCKET}.>")],
+            max_messages_per_subject: 1,
+            max_message_size: CREDENTIAL_VALUE_BYTES_MAX,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| js_error("create the credentials bucket", e))?;
+        let store = js
+            .get_key_value(CREDENTIALS_BUCKET)
+            .await
+            .map_err(|e| js_error("open the credentials bucket", e))?;
+        Ok(CredentialsKv { store })
+    }
+
+    /// Stores `value` under `key` and answers the new revision. Keys are NATS KV keys: letters,
+    /// digits and `-_=./`, not starting or ending with a dot.
+    pub async fn put(&self, key: &str, value: Bytes) -> Result<u64, ClusterError> {
+        self.store
+            .put(key, value)
+            .await
+            .map_err(|e| js_error(&format!("store credential `{key}`"), e))
+    }
+
+    /// The current value of `key`, `None` when absent or deleted.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, ClusterError> {
+        self.store
+            .get(key)
+            .await
+            .map_err(|e| js_error(&format!("read credential `{key}`"), e))
+    }
+
+    /// Deletes `key`; watchers see a [`CredentialChange::Delete`].
+    pub async fn delete(&self, key: &str) -> Result<(), ClusterError> {
+        self.store
+            .delete(key)
+            .await
+            .map_err(|e| js_error(&format!("delete credential `{key}`"), e))
+    }
+
+    /// Watches the whole bucket: first the current value of every key (deleted keys as
+    /// deletes), then every change as it is stored. A node builds its registry from the first
+    /// part and keeps it current from the second, without a gap between the two.
+    pub async fn watch(&self) -> Result<CredentialsWatch, ClusterError> {
+        let inner = self
+            .store
+            .watch_with_history(">")
+            .await
+            .map_err(|e| js_error("watch the credentials bucket", e))?;
+        Ok(CredentialsWatch { inner })
+    }
+}
+
+/// Changes to the credentials bucket, in revision order.
+pub struct CredentialsWatch {
+    inner: kv::Watch,
+}
+
+impl std::fmt::Debug for CredentialsWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsWatch").finish_non_exhaustive()
+    }
+}
+
+impl CredentialsWatch {
+    /// The next change, waiting for one. `Err(Unavailable)` is transient (the watch is an
+    /// ordered consumer that recreates itself after a failover): call `next` again.
+    pub async fn next(&mut self) -> Result<CredentialChange, ClusterError> {
+        match self.inner.next().await {
+            Some(Ok(entry)) => Ok(match entry.operation {
+                Operation::Put => CredentialChange::Put {
+                    key: entry.key,
+                    value: entry.value,
+                    revision: entry.revision,
+                },
+                Operation::Delete | Operation::Purge => CredentialChange::Delete {
+                    key: entry.key,
+                    revision: entry.revision,
+                },
+            }),
+            Some(Err(e)) => Err(js_error("follow the credentials bucket", e)),
+            None => Err(ClusterError::Unavailable(
+                "credentials watch closed: the NATS connection was closed".into(),
+            )),
+        }
+    }
+}
