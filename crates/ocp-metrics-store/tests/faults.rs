@@ -330,6 +330,7 @@ fn state_bounds_reject_events_before_the_log_naming_the_dimension() {
         limits: StateLimits {
             dimension_values_max: 2,
             rt_sessions_per_group_max: 1_000,
+            ..StateLimits::default()
         },
         ..EngineConfig::default()
     };
