@@ -1,5 +1,6 @@
-//! The engine end to end on a real data dir: chunking, duplication and restarts never change an
-//! answer, and acknowledged events survive reopening.
+//! The engine end to end on a real data dir: chunking (by the producer and by the writer's commit
+//! chunks), duplication and restarts never change an answer nor an ingest outcome's counts, and
+//! acknowledged events survive reopening.
 
 use jiff::Timestamp;
 use ocp_metrics_core::event::EventDraft;
@@ -62,9 +63,14 @@ fn expected(events: &[Event]) -> Vec<Answer> {
     common::recompute(events, &queries())
 }
 
-fn open(dir: &std::path::Path) -> Engine {
+/// Opens the engine committing requests in chunks of `commit_chunk` events.
+fn open(dir: &std::path::Path, commit_chunk: usize) -> Engine {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
-    Engine::open(dir, EngineConfig::default(), clock).unwrap()
+    let config = EngineConfig {
+        commit_chunk_events_max: commit_chunk,
+        ..EngineConfig::default()
+    };
+    Engine::open(dir, config, clock).unwrap()
 }
 
 fn answers(engine: &Engine) -> Vec<Answer> {
@@ -80,34 +86,37 @@ proptest! {
         chunk in 1usize..20,
         dup_every in 2usize..6,
         restart_after in 0usize..4,
+        commit_chunk in 1usize..8,
     ) {
         let all = events(&sessions);
         let want = expected(&all);
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let mut engine = open(dir.path());
-        let (mut accepted, mut duplicates) = (0, 0);
+        let mut engine = open(dir.path(), commit_chunk);
+        let mut accepted = 0;
         for (n, part) in all.chunks(chunk).enumerate() {
             // Every few chunks, the producer retries the previous chunk too (a lost answer).
             let mut batch = part.to_vec();
             if n % dup_every == 1 {
                 batch.extend(all.chunks(chunk).nth(n - 1).unwrap().iter().cloned());
             }
+            let len = batch.len();
             let outcome = rt.block_on(engine.ingest(batch)).unwrap();
             accepted += outcome.accepted;
-            duplicates += outcome.duplicates.len();
+            // Exact counts and indices, whichever commit chunk an event fell in.
+            prop_assert_eq!(outcome.accepted, part.len());
+            prop_assert_eq!(outcome.duplicates, (part.len()..len).collect::<Vec<_>>());
             if n == restart_after {
                 rt.block_on(engine.shutdown());
                 drop(engine);
-                engine = open(dir.path());
+                engine = open(dir.path(), commit_chunk);
             }
         }
         prop_assert_eq!(accepted, all.len());
         prop_assert_eq!(answers(&engine), want.clone());
-        let _ = duplicates;
         // A crash without a checkpoint: recovery replays the log alone.
         drop(engine);
-        let engine = open(dir.path());
+        let engine = open(dir.path(), commit_chunk);
         prop_assert_eq!(answers(&engine), want);
         rt.block_on(engine.shutdown());
     }
