@@ -140,7 +140,12 @@ impl Rollups {
             }
             if i64::from(g.sessions_last_min) < h.rt {
                 g.sessions.retain(|_, span| i64::from(span.last) >= h.rt);
-                g.sessions_last_min = g.sessions.values().map(|s| s.last).min().unwrap_or(u32::MAX);
+                g.sessions_last_min = g
+                    .sessions
+                    .values()
+                    .map(|s| s.last)
+                    .min()
+                    .unwrap_or(u32::MAX);
             }
         }
     }

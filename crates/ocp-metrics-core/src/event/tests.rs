@@ -220,19 +220,97 @@ const ESCAPE: &str = "x\u{1b}[31m\r\nX: y";
 #[test]
 fn control_characters_are_rejected_in_every_dimension_value() {
     for (kind, field, expect) in [
-        ("dialog_end", "group", expect!["rejected `group`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("dialog_end", "session_id", expect!["rejected `session_id`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("dialog_end", "channel", expect!["rejected `channel`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("dialog_end", "region", expect!["rejected `region`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("dialog_end", "flow_name", expect!["rejected `flow_name`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("dialog_end", "flow_id", expect!["rejected `flow_id`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("dialog_end", "flow_type", expect!["rejected `flow_type`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("dialog_end", "locale", expect!["rejected `locale`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("miniapp_end", "flow_name", expect!["rejected `flow_name`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("miniapp_end", "miniapp_name", expect!["rejected `miniapp_name`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("miniapp_end", "miniapp_id", expect!["rejected `miniapp_id`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("miniapp_end", "miniapp_type", expect!["rejected `miniapp_type`: must not contain control characters; found U+001B at character 1: send printable text"]),
-        ("miniapp_end", "fail_reason", expect!["rejected `fail_reason`: must not contain control characters; found U+001B at character 1: send printable text"]),
+        (
+            "dialog_end",
+            "group",
+            expect![
+                "rejected `group`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "session_id",
+            expect![
+                "rejected `session_id`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "channel",
+            expect![
+                "rejected `channel`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "region",
+            expect![
+                "rejected `region`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "flow_name",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "flow_id",
+            expect![
+                "rejected `flow_id`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "flow_type",
+            expect![
+                "rejected `flow_type`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "locale",
+            expect![
+                "rejected `locale`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "flow_name",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "miniapp_name",
+            expect![
+                "rejected `miniapp_name`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "miniapp_id",
+            expect![
+                "rejected `miniapp_id`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "miniapp_type",
+            expect![
+                "rejected `miniapp_type`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "fail_reason",
+            expect![
+                "rejected `fail_reason`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
     ] {
         check(kind, &[(field, ESCAPE)], expect);
     }
@@ -241,10 +319,30 @@ fn control_characters_are_rejected_in_every_dimension_value() {
 #[test]
 fn every_kind_of_control_character_is_named_and_printable_text_passes() {
     for (value, expect) in [
-        ("\0", expect!["rejected `flow_name`: must not contain control characters; found U+0000 at character 0: send printable text"]),
-        ("tab\there", expect!["rejected `flow_name`: must not contain control characters; found U+0009 at character 3: send printable text"]),
-        ("del\u{7f}", expect!["rejected `flow_name`: must not contain control characters; found U+007F at character 3: send printable text"]),
-        ("next line\u{85}", expect!["rejected `flow_name`: must not contain control characters; found U+0085 at character 9: send printable text"]),
+        (
+            "\0",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+0000 at character 0: send printable text"
+            ],
+        ),
+        (
+            "tab\there",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+0009 at character 3: send printable text"
+            ],
+        ),
+        (
+            "del\u{7f}",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+007F at character 3: send printable text"
+            ],
+        ),
+        (
+            "next line\u{85}",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+0085 at character 9: send printable text"
+            ],
+        ),
         ("Zürich ☎ 東京", expect!["ok anchor=2024-03-27T10:01:00Z"]),
         ("", expect!["ok anchor=2024-03-27T10:01:00Z"]),
     ] {

@@ -143,7 +143,13 @@ impl Rollups {
         let mut session_tuple = [""; DIMS_MAX];
         session_tuple[..3].copy_from_slice(&session_dims(e));
         if new_session.is_some() {
-            unknown_values(group, pending, Family::RtSessions, &session_tuple, &mut new_values);
+            unknown_values(
+                group,
+                pending,
+                Family::RtSessions,
+                &session_tuple,
+                &mut new_values,
+            );
         }
         // Series this event would start that neither the state nor the commit has yet.
         let mut new_series: Vec<(Family, u128, [&str; DIMS_MAX])> = Vec::new();
@@ -153,7 +159,13 @@ impl Rollups {
             }
         });
         if new_session.is_some() {
-            unknown_series(group, pending, Family::RtSessions, session_tuple, &mut new_series);
+            unknown_series(
+                group,
+                pending,
+                Family::RtSessions,
+                session_tuple,
+                &mut new_series,
+            );
         }
 
         for &(family, dim, value) in &new_values {
@@ -172,8 +184,8 @@ impl Rollups {
             }
         }
         if let Some(&(family, _, tuple)) = new_series.first() {
-            let current = group.map_or(0, GroupState::series_count)
-                + pending.map_or(0, |p| p.series.len());
+            let current =
+                group.map_or(0, GroupState::series_count) + pending.map_or(0, |p| p.series.len());
             if current + new_series.len() > limits.series_per_group_max {
                 return Err(LimitError::Series {
                     group: group_name.to_string(),
@@ -249,8 +261,8 @@ fn unknown_series<'e>(
         return;
     }
     let key = series_key(family, &dims);
-    let known = pending.is_some_and(|p| p.series.contains(&key))
-        || out.iter().any(|&(_, k, _)| k == key);
+    let known =
+        pending.is_some_and(|p| p.series.contains(&key)) || out.iter().any(|&(_, k, _)| k == key);
     if !known {
         out.push((family, key, dims));
     }
@@ -499,8 +511,14 @@ mod tests {
             series_per_group_max: 3,
             ..l
         };
-        assert!(r.admit(&start("5", "s5", "sms"), h(), &l3, &mut adm).is_ok());
-        assert!(r.admit(&start("6", "s6", "sms"), h(), &l3, &mut adm).is_ok());
+        assert!(
+            r.admit(&start("5", "s5", "sms"), h(), &l3, &mut adm)
+                .is_ok()
+        );
+        assert!(
+            r.admit(&start("6", "s6", "sms"), h(), &l3, &mut adm)
+                .is_ok()
+        );
         assert!(matches!(
             r.admit(&start("7", "s7", "web"), h(), &l3, &mut adm),
             Err(LimitError::Series { max: 3, .. })

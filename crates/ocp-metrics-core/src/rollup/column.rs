@@ -147,7 +147,10 @@ impl SlotColumn {
         self.slots.push(slot);
         self.values
             .extend(std::iter::repeat_n(0, usize::from(self.stride)));
-        debug_assert_eq!(self.values.len(), self.slots.len() * usize::from(self.stride));
+        debug_assert_eq!(
+            self.values.len(),
+            self.slots.len() * usize::from(self.stride)
+        );
         self.slots.len() - 1
     }
 
@@ -242,8 +245,10 @@ impl SlotColumn {
             "one stride of counters per slot"
         );
         debug_assert!(
-            self.late.keys().all(|s| self.slots.binary_search(s).is_err()
-                && self.slots.last().is_some_and(|l| s < l)),
+            self.late
+                .keys()
+                .all(|s| self.slots.binary_search(s).is_err()
+                    && self.slots.last().is_some_and(|l| s < l)),
             "late slots are new and before the last slot"
         );
     }
