@@ -131,11 +131,14 @@ impl Rollups {
         let group_name = e.group.as_str();
         let group = self.groups.get(group_name);
         let pending = adm.pending(group_name);
-        // Values this event would intern that neither the state nor the commit has yet.
+        // Values this event would intern, and series it would start, that neither the state
+        // nor the commit has yet.
         let mut new_values: Vec<(Family, usize, &str)> = Vec::new();
+        let mut new_series: Vec<(Family, u128, [&str; DIMS_MAX])> = Vec::new();
         contributions(e, |c| {
             if slot_of(c.at, c.family.slot_seconds()) >= h.of(c.family) {
                 unknown_values(group, pending, c.family, &c.dims, &mut new_values);
+                unknown_series(group, pending, c.family, c.dims, &mut new_series);
             }
         });
         let new_session = new_session_key(group, e, h)
@@ -151,13 +154,6 @@ impl Rollups {
                 &mut new_values,
             );
         }
-        // Series this event would start that neither the state nor the commit has yet.
-        let mut new_series: Vec<(Family, u128, [&str; DIMS_MAX])> = Vec::new();
-        contributions(e, |c| {
-            if slot_of(c.at, c.family.slot_seconds()) >= h.of(c.family) {
-                unknown_series(group, pending, c.family, c.dims, &mut new_series);
-            }
-        });
         if new_session.is_some() {
             unknown_series(
                 group,
