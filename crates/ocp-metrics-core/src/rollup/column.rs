@@ -256,12 +256,18 @@ impl SlotColumn {
 
 /// `[lo, hi)` in slots as bounds over `u32` keys (empty when `hi <= lo`).
 fn u32_bounds(lo: Slot, hi: Slot) -> (Bound<u32>, Bound<u32>) {
-    let clamp = |s: Slot| s.clamp(0, i64::from(u32::MAX)) as u32;
-    let (lo, hi) = (clamp(lo), clamp(hi));
-    if hi <= lo {
-        return (Bound::Included(lo), Bound::Excluded(lo));
+    let lo_key = lo.clamp(0, i64::from(u32::MAX)) as u32;
+    if lo > i64::from(u32::MAX) {
+        return (Bound::Included(lo_key), Bound::Excluded(lo_key));
     }
-    (Bound::Included(lo), Bound::Excluded(hi))
+    if hi > i64::from(u32::MAX) {
+        return (Bound::Included(lo_key), Bound::Unbounded);
+    }
+    let hi_key = hi.max(0) as u32;
+    if hi_key <= lo_key || hi <= lo {
+        return (Bound::Included(lo_key), Bound::Excluded(lo_key));
+    }
+    (Bound::Included(lo_key), Bound::Excluded(hi_key))
 }
 
 /// The entries of a column in a slot range, in slot order: the sorted arrays merged with the

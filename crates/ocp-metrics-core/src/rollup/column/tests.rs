@@ -157,3 +157,34 @@ fn history_newest_first_is_answered_like_in_order() {
     // Newest first keeps `late` within its bound: it is merged as it grows.
     assert!(reverse.late.len() <= LATE_ENTRIES_MIN.max(reverse.slots.len() / LATE_FOLD_DIVISOR));
 }
+
+#[test]
+fn the_edges_of_the_slot_range_are_read_like_any_slot() {
+    let top = u32::MAX;
+    let mut new = SlotColumn::new(2);
+    let mut old = OldColumn::new(2);
+    // The last slot first, so that the others go to the late entries.
+    for slot in [top, 0, top - 1, 1] {
+        new.add(slot, &[1, 2]);
+        old.add(slot, &[1, 2]);
+    }
+    assert!(!new.late.is_empty());
+    let top = i64::from(top);
+    for (lo, hi) in [
+        (Slot::MIN, Slot::MAX),
+        (top, Slot::MAX),
+        (top - 1, top),
+        (top + 1, Slot::MAX),
+        (Slot::MIN, 1),
+        (-1, 0),
+    ] {
+        assert_eq!(new_range(&new, lo, hi), old.range(lo, hi), "[{lo}, {hi})");
+        assert_eq!(
+            new.any_in(lo, hi),
+            !old.range(lo, hi).is_empty(),
+            "[{lo}, {hi})"
+        );
+    }
+    new.shrink();
+    assert_same(&new, &old);
+}
