@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// The default of [`EngineConfig::commit_chunk_events_max`]. Applying an event costs a few
-/// microseconds, so a chunk keeps the writer on one request for about 10-50 ms (a few hundred ms
-/// in a debug build) while still amortising the fsync over thousands of events.
-pub const COMMIT_CHUNK_EVENTS_MAX: usize = 8_192;
+/// The default of [`EngineConfig::commit_chunk_events_max`]. Admitting and applying an event
+/// costs a few microseconds, so a chunk keeps the writer on one request for about 10-20 ms (a
+/// hundred or two in a debug build) while still amortising each fsync over thousands of events.
+pub const COMMIT_CHUNK_EVENTS_MAX: usize = 4_096;
 
 /// Tunables of the engine, each a bound.
 #[derive(Debug, Clone)]
