@@ -12,8 +12,12 @@ pub enum DomainError {
     Empty,
     #[error("is {bytes} bytes long; the limit is {max} bytes")]
     TooLong { bytes: usize, max: usize },
-    #[error("must not contain control characters")]
-    Control,
+    /// A control character (C0, DEL or C1: terminal escapes, line breaks, NUL) at a character
+    /// position (0-based). Such values would be echoed into catalogs, logs and exports.
+    #[error(
+        "must not contain control characters; found U+{code:04X} at character {at}: send printable text"
+    )]
+    Control { code: u32, at: usize },
 }
 
 /// A dimension value or other bounded label: 0 to 256 bytes, no control characters.
@@ -23,6 +27,7 @@ pub struct Label(Box<str>);
 impl Label {
     pub fn parse(s: &str) -> Result<Label, DomainError> {
         check_len(s, EVENT_STRING_BYTES_MAX)?;
+        check_printable(s)?;
         Ok(Label(s.into()))
     }
     pub fn as_str(&self) -> &str {
@@ -41,9 +46,7 @@ impl GroupName {
             return Err(DomainError::Empty);
         }
         check_len(s, EVENT_STRING_BYTES_MAX)?;
-        if s.chars().any(char::is_control) {
-            return Err(DomainError::Control);
-        }
+        check_printable(s)?;
         Ok(GroupName(s.into()))
     }
     pub fn as_str(&self) -> &str {
@@ -59,6 +62,17 @@ fn check_len(s: &str, max: usize) -> Result<(), DomainError> {
         });
     }
     Ok(())
+}
+
+/// Refuses the first control character (`char::is_control`: C0, DEL and C1), naming it.
+fn check_printable(s: &str) -> Result<(), DomainError> {
+    match s.chars().enumerate().find(|(_, c)| c.is_control()) {
+        Some((at, c)) => Err(DomainError::Control {
+            code: u32::from(c),
+            at,
+        }),
+        None => Ok(()),
+    }
 }
 
 macro_rules! debug_display_as_str {

@@ -41,3 +41,12 @@ pub const DIMENSION_VALUES_MAX: usize = 100_000;
 /// sessions already tracked, and events too old for the real-time window, are unaffected.
 /// Configurable: `StateLimits`.
 pub const RT_SESSIONS_PER_GROUP_MAX: usize = 2_000_000;
+/// Most series (distinct tuples of dimension values, summed over the families) held per group.
+/// The per-dimension bound alone still allows its product of tuples (100,000 flow names times
+/// every locale, channel and region); each series costs about 150 bytes of bookkeeping plus its
+/// slots, and every query and retention pass walks a family's series, so one group's
+/// combinatorial labels would cost memory and time for every tenant. An event that would start
+/// one more series is rejected (per event, before it is logged) with a message naming the
+/// family and the tuple; events of existing series are unaffected, and series whose data left
+/// the retention windows are forgotten at checkpoints. Configurable: `StateLimits`.
+pub const SERIES_PER_GROUP_MAX: usize = 1_000_000;

@@ -3,6 +3,12 @@
 //!
 //! Invariant: the rollups are a deterministic function of the sequence of accepted events and
 //! of the retention horizon at which they were applied; slots behind the horizon are never read.
+//!
+//! Cost: applying one event costs O(log n) in the data already held whatever the traffic shape
+//! (reverse time order, many slots, many series): columns take slots in any order in amortised
+//! O(log n) (see [`column`]), interning and series lookup are hash lookups, and a session span
+//! counts only the slots it newly covers. Retention skips families and span tables that hold
+//! nothing behind the horizon, so an idle second costs nothing per series.
 
 use crate::event::{Event, UnixMs};
 use crate::limits::{BATCH_RETENTION_SECONDS, RT_RETENTION_MARGIN_SECONDS, RT_RETENTION_SECONDS};
@@ -11,6 +17,8 @@ use crate::time::{RT_SLOT_SECONDS, Slot, slot_of};
 use jiff::Timestamp;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+
+pub use column::{Entries, SlotColumn};
 
 /// A series key: interned dimension values in family order; unused entries are 0.
 pub type DimTuple = [u32; DIMS_MAX];
@@ -26,6 +34,10 @@ pub struct Rollups {
 pub struct GroupState {
     families: Vec<FamilyStore>,
     sessions: FxHashMap<u128, Span>,
+    /// A lower bound of every span's `last`: retention scans the spans only when the real-time
+    /// horizon passes it. Not serialized (0 after loading, a valid bound).
+    #[serde(skip)]
+    sessions_last_min: u32,
 }
 
 /// The real-time span counted so far for one session: every RT slot in `[first, last]` has
@@ -47,21 +59,16 @@ pub struct FamilyStore {
     /// The sum of every series: answers an unfiltered, not drilled-down query (the commonest
     /// dashboard query) by reading one column instead of summing thousands.
     total: SlotColumn,
+    /// A lower bound of every slot held: retention visits the series only when the horizon
+    /// passes it. Not serialized (0 after loading, a valid bound).
+    #[serde(skip)]
+    oldest: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Series {
     pub dims: DimTuple,
     pub column: SlotColumn,
-}
-
-/// Sparse counters by slot: sorted slots and, for each, `stride` counters. Appends at the end
-/// are O(1); a late event inserts in the middle, which is rare and cheap for real-time windows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SlotColumn {
-    stride: u8,
-    slots: Vec<u32>,
-    values: Vec<u64>,
 }
 
 /// Maps the values of one dimension to small integers and back.
@@ -125,16 +132,21 @@ impl Rollups {
     }
 
     /// Drops slots behind the horizons and session spans that ended behind the real-time one.
+    /// Families and span tables with nothing behind the horizon are skipped without a scan.
     pub fn evict(&mut self, h: Horizons) {
         for g in self.groups.values_mut() {
             for f in &mut g.families {
-                let horizon = h.of(f.family);
-                for s in &mut f.series {
-                    s.column.drop_before(horizon);
-                }
-                f.total.drop_before(horizon);
+                f.drop_before(h.of(f.family));
             }
-            g.sessions.retain(|_, span| i64::from(span.last) >= h.rt);
+            if i64::from(g.sessions_last_min) < h.rt {
+                g.sessions.retain(|_, span| i64::from(span.last) >= h.rt);
+                g.sessions_last_min = g
+                    .sessions
+                    .values()
+                    .map(|s| s.last)
+                    .min()
+                    .unwrap_or(u32::MAX);
+            }
         }
     }
 
@@ -178,6 +190,7 @@ impl GroupState {
         GroupState {
             families: Family::ALL.iter().map(|f| FamilyStore::new(*f)).collect(),
             sessions: FxHashMap::default(),
+            sessions_last_min: u32::MAX,
         }
     }
 
@@ -192,11 +205,7 @@ impl GroupState {
         }
         let store = &mut self.families[c.family.index()];
         let series = store.series_for(&c.dims);
-        let deltas = &c.deltas[..c.family.columns()];
-        store.series[series as usize]
-            .column
-            .add(slot as u32, deltas);
-        store.total.add(slot as u32, deltas);
+        store.add(series, slot as u32, &c.deltas[..c.family.columns()]);
     }
 
     /// Real-time sessions: the session is active in every RT slot from its earliest to its
@@ -227,17 +236,24 @@ impl GroupState {
             Some((f, l)) => (f.min(lo), l.max(hi)),
             None => (lo, hi),
         };
+        debug_assert!(
+            old.is_none_or(|(f, l)| first <= f && l <= last),
+            "spans only widen"
+        );
+        // Only the newly covered slots count: before the old span and after it (or the whole
+        // span when new), never behind the horizon.
+        let newly_covered = match old {
+            Some((f, l)) => [(first, f - 1), (l + 1, last)],
+            None => [(first, last), (1, 0)],
+        };
         let mut one = [0u64; COLUMNS_MAX];
         one[0] = 1;
-        for slot in first.max(h.rt)..=last {
-            let covered = old.is_some_and(|(f, l)| (f..=l).contains(&slot));
-            if !covered {
-                store.series[series as usize]
-                    .column
-                    .add(slot as u32, &one[..1]);
-                store.total.add(slot as u32, &one[..1]);
+        for (lo, hi) in newly_covered {
+            for slot in lo.max(h.rt)..=hi {
+                store.add(series, slot as u32, &one[..1]);
             }
         }
+        self.sessions_last_min = self.sessions_last_min.min(last as u32);
         self.sessions.insert(
             key,
             Span {
@@ -270,7 +286,28 @@ impl FamilyStore {
             index: FxHashMap::default(),
             series: Vec::new(),
             total: SlotColumn::new(family.columns() as u8),
+            oldest: u32::MAX,
         }
+    }
+
+    /// Adds `deltas` at `slot` to one series and to the running total.
+    fn add(&mut self, series: u32, slot: u32, deltas: &[u64]) {
+        self.series[series as usize].column.add(slot, deltas);
+        self.total.add(slot, deltas);
+        self.oldest = self.oldest.min(slot);
+    }
+
+    /// Drops the slots before `horizon` from every series, unless none is that old.
+    fn drop_before(&mut self, horizon: Slot) {
+        if i64::from(self.oldest) >= horizon {
+            return;
+        }
+        for s in &mut self.series {
+            s.column.drop_before(horizon);
+        }
+        self.total.drop_before(horizon);
+        // The total holds every slot any series holds.
+        self.oldest = self.total.first().unwrap_or(u32::MAX);
     }
 
     /// The sum of every series of this family.
@@ -300,82 +337,6 @@ impl FamilyStore {
 
     pub fn interner(&self, dim: usize) -> &Interner {
         &self.interners[dim]
-    }
-}
-
-impl SlotColumn {
-    fn new(stride: u8) -> SlotColumn {
-        SlotColumn {
-            stride,
-            slots: Vec::new(),
-            values: Vec::new(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    fn add(&mut self, slot: u32, deltas: &[u64]) {
-        let stride = usize::from(self.stride);
-        let i = match self.slots.last() {
-            Some(&last) if last == slot => self.slots.len() - 1,
-            Some(&last) if last < slot => self.push(slot),
-            None => self.push(slot),
-            Some(_) => match self.slots.binary_search(&slot) {
-                Ok(i) => i,
-                Err(i) => {
-                    self.slots.insert(i, slot);
-                    let at = i * stride;
-                    self.values.splice(at..at, std::iter::repeat_n(0, stride));
-                    i
-                }
-            },
-        };
-        for (v, d) in self.values[i * stride..(i + 1) * stride]
-            .iter_mut()
-            .zip(deltas)
-        {
-            *v += d;
-        }
-    }
-
-    fn push(&mut self, slot: u32) -> usize {
-        self.slots.push(slot);
-        self.values
-            .extend(std::iter::repeat_n(0, usize::from(self.stride)));
-        self.slots.len() - 1
-    }
-
-    fn drop_before(&mut self, horizon: Slot) {
-        let n = self.slots.partition_point(|&s| i64::from(s) < horizon);
-        if n > 0 {
-            self.slots.drain(..n);
-            self.values.drain(..n * usize::from(self.stride));
-        }
-    }
-
-    /// The entries with slot in `[lo, hi)`: each slot and its counters.
-    pub fn range(&self, lo: Slot, hi: Slot) -> impl Iterator<Item = (Slot, &[u64])> {
-        let a = self.slots.partition_point(|&s| i64::from(s) < lo);
-        let b = self.slots.partition_point(|&s| i64::from(s) < hi);
-        let stride = usize::from(self.stride);
-        (a..b).map(move |i| {
-            (
-                i64::from(self.slots[i]),
-                &self.values[i * stride..(i + 1) * stride],
-            )
-        })
-    }
-
-    /// Whether any entry has its slot in `[lo, hi)`.
-    pub fn any_in(&self, lo: Slot, hi: Slot) -> bool {
-        let a = self.slots.partition_point(|&s| i64::from(s) < lo);
-        self.slots.get(a).is_some_and(|&s| i64::from(s) < hi)
     }
 }
 
@@ -417,6 +378,7 @@ impl Interner {
 }
 
 mod admission;
+mod column;
 mod compact;
 
 pub use admission::{Admission, LimitError, StateLimits};

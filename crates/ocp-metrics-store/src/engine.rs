@@ -6,6 +6,13 @@
 //! with one fsync, then applies them to the rollups and only then answers every caller. So a
 //! success means durable (the log holds it) and visible (a query right after sees it), and a
 //! failure means nothing of that batch was applied or logged, so a retry cannot double count.
+//!
+//! Fairness: a request larger than [`EngineConfig::commit_chunk_events_max`] is committed in
+//! chunks, one group commit each, and requests queued meanwhile join the next commit, so one
+//! tenant's large request delays another's small one by at most one chunk. Each chunk is durable
+//! on its own; when a later chunk fails, the request answers an error saying how many of its
+//! events were accepted, and a retry of the whole request is safe (dedupe answers the accepted
+//! ones as duplicates).
 
 use crate::checkpoint::{CheckpointError, CheckpointStore, FileCheckpoints};
 use crate::log::{EventLog, FileLog, FileLogOptions, LogPosition, RecoveryReport};
@@ -15,11 +22,17 @@ use ocp_metrics_core::rollup::{Admission, Horizons, RollupStats, StateLimits};
 use ocp_metrics_core::{Answer, Clock, Event, Query, QueryError, Rollups};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+
+/// The default of [`EngineConfig::commit_chunk_events_max`]. Admitting and applying an event
+/// costs a few microseconds, so a chunk keeps the writer on one request for about 10-20 ms (a
+/// hundred or two in a debug build) while still amortising each fsync over thousands of events.
+pub const COMMIT_CHUNK_EVENTS_MAX: usize = 4_096;
 
 /// Tunables of the engine, each a bound.
 #[derive(Debug, Clone)]
@@ -28,6 +41,9 @@ pub struct EngineConfig {
     pub queue_batches_max: usize,
     /// Events the writer takes into one group commit.
     pub commit_events_max: usize,
+    /// Events of one request committed at once; a larger request is committed in chunks of this
+    /// many, so that other requests interleave (see the module documentation).
+    pub commit_chunk_events_max: usize,
     /// How long an ingest call waits for room in the queue before giving up, in milliseconds.
     pub enqueue_wait_ms: u64,
     /// Write a checkpoint after this many log bytes since the last one.
@@ -47,6 +63,7 @@ impl Default for EngineConfig {
         EngineConfig {
             queue_batches_max: 1024,
             commit_events_max: 200_000,
+            commit_chunk_events_max: COMMIT_CHUNK_EVENTS_MAX,
             enqueue_wait_ms: 5_000,
             checkpoint_log_bytes: 1 << 30,
             checkpoint_interval_seconds: 300,
@@ -72,9 +89,9 @@ pub struct IngestOutcome {
 pub enum IngestError {
     #[error("the ingest queue is full; retry after a short pause")]
     Overloaded,
-    #[error(
-        "events could not be made durable: {0}; nothing of this request was accepted, retry later"
-    )]
+    /// The text says what was lost and whether any of the request was accepted: nothing, or
+    /// (for a request committed in chunks) its first chunks.
+    #[error("events could not be made durable: {0}")]
     Unavailable(String),
     #[error("the server is shutting down; retry against another instance or after restart")]
     ShuttingDown,
@@ -452,6 +469,21 @@ fn size_bound(e: &Event) -> usize {
     n
 }
 
+/// What a caller whose request could not be made durable is told: what failed, and how much of
+/// the request earlier chunks had accepted.
+fn unavailable_message(reason: &str, request: &Request) -> String {
+    if request.done == 0 {
+        return format!("{reason}; nothing of this request was accepted, retry later");
+    }
+    format!(
+        "{reason}; the request was committed in chunks and its first {} events were taken ({} accepted, {} duplicates, {} rejected), the rest not: retry the whole request later (the accepted events are then answered as duplicates)",
+        request.done,
+        request.outcome.accepted,
+        request.outcome.duplicates.len(),
+        request.outcome.rejected.len()
+    )
+}
+
 /// Wakes the writer once a second so that it expires, evicts and checkpoints when idle. It holds
 /// only a weak sender, so dropping the last `Engine` closes the queue and stops the writer.
 fn spawn_ticker(weak: mpsc::WeakSender<Job>) {
@@ -501,19 +533,55 @@ fn spawn_dropper() -> std::sync::mpsc::SyncSender<Vec<Vec<Event>>> {
 
 type Reply = oneshot::Sender<Result<IngestOutcome, IngestError>>;
 
+/// An ingest request in the writer: its events not committed yet, and what became of the
+/// others.
+struct Request {
+    rest: std::vec::IntoIter<Event>,
+    /// Events of the request already committed: the request index of the first of `rest`.
+    done: usize,
+    outcome: IngestOutcome,
+    reply: Reply,
+}
+
+/// One request's chunk in a group commit.
+struct Part {
+    request: Request,
+    events: Vec<Event>,
+}
+
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         self.position = self.log.end();
-        while let Some(job) = rx.blocking_recv() {
-            let mut batch: Vec<(Vec<Event>, Reply)> = Vec::new();
+        // Requests with chunks still to commit, oldest first.
+        let mut carried: VecDeque<Request> = VecDeque::new();
+        loop {
+            let mut parts: Vec<Part> = Vec::new();
             let mut events = 0usize;
+            // Chunks of requests already started go first: they arrived earlier.
+            while events < self.config.commit_events_max
+                && let Some(request) = carried.pop_front()
+            {
+                let part = self.chunk(request);
+                events += part.events.len();
+                parts.push(part);
+            }
+            // Then whatever waits; block only when there is nothing else to do.
+            let mut next = if parts.is_empty() && carried.is_empty() {
+                match rx.blocking_recv() {
+                    Some(job) => Some(job),
+                    None => return,
+                }
+            } else {
+                rx.try_recv().ok()
+            };
             let mut shutdown = None;
-            let mut next = Some(job);
             while let Some(job) = next.take() {
                 match job {
                     Job::Ingest { events: e, reply } => {
-                        events += e.len();
-                        batch.push((e, reply));
+                        if let Some(part) = self.intake(e, reply) {
+                            events += part.events.len();
+                            parts.push(part);
+                        }
                     }
                     Job::Tick => {}
                     Job::Shutdown { reply } => shutdown = Some(reply),
@@ -522,14 +590,19 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
-            if !batch.is_empty() {
-                self.commit(batch);
+            if !parts.is_empty() {
+                self.commit(parts, &mut carried);
             }
             self.maintain();
             if let Some(reply) = shutdown {
                 rx.close();
                 while let Ok(Job::Ingest { reply, .. }) = rx.try_recv() {
                     let _ = reply.send(Err(IngestError::ShuttingDown));
+                }
+                // Requests already started are finished: their callers wait for an answer.
+                while let Some(request) = carried.pop_front() {
+                    let part = self.chunk(request);
+                    self.commit(vec![part], &mut carried);
                 }
                 self.checkpoint();
                 let _ = reply.send(());
@@ -538,56 +611,84 @@ impl Writer {
         }
     }
 
+    /// Takes a new request: refuses it whole when it cannot fit one log record, else returns
+    /// its first chunk.
+    fn intake(&mut self, events: Vec<Event>, reply: Reply) -> Option<Part> {
+        // Refused whole, before its events are deduped against the others of this commit: it
+        // must not make another request's copy of one of its events look like a duplicate.
+        let max = self.config.log.record_bytes_max;
+        if let Some(bytes) = too_large(&events, max) {
+            tracing::warn!(
+                bytes,
+                max,
+                "an ingest request is too large for one log record; refused"
+            );
+            let _ = reply.send(Err(IngestError::TooLarge { bytes, max }));
+            return None;
+        }
+        Some(self.chunk(Request {
+            rest: events.into_iter(),
+            done: 0,
+            outcome: IngestOutcome::default(),
+            reply,
+        }))
+    }
+
+    /// The next chunk of a request.
+    fn chunk(&self, mut request: Request) -> Part {
+        let n = self.config.commit_chunk_events_max.max(1);
+        let events: Vec<Event> = if request.rest.len() <= n {
+            // The whole rest: collecting an untouched `IntoIter` reuses its buffer.
+            std::mem::replace(&mut request.rest, Vec::new().into_iter()).collect()
+        } else {
+            request.rest.by_ref().take(n).collect()
+        };
+        Part { request, events }
+    }
+
     /// One group commit: dedupe, admission (state bounds), one log append (one fsync), apply,
-    /// answer.
-    fn commit(&mut self, batch: Vec<(Vec<Event>, Reply)>) {
+    /// answer. Requests with events left go back to `carried`.
+    fn commit(&mut self, parts: Vec<Part>, carried: &mut VecDeque<Request>) {
         let now = self.clock.now();
         let arrival_ms = now.as_millisecond();
         // One horizon for admission and apply, so that admission checks exactly what apply does.
         let horizons = Horizons::at(now);
         let mut admission = Admission::new();
-        let max = self.config.log.record_bytes_max;
-        let mut kept: Vec<(IngestOutcome, Vec<Event>, Reply)> = Vec::with_capacity(batch.len());
+        // Each request, its accepted events, and how many of its events this commit took.
+        let mut kept: Vec<(Request, Vec<Event>, usize)> = Vec::with_capacity(parts.len());
         // The dedupe keys of the accepted events, computed once for the check and the insert.
         let mut keys: Vec<u128> = Vec::new();
         {
             let state = self.state.read();
-            for (events, reply) in batch {
-                // A request too large for one log record is refused whole, before its events
-                // are deduped against the others of this commit: it must not make another
-                // request's copy of one of its events look like a duplicate.
-                if let Some(bytes) = too_large(&events, max) {
-                    tracing::warn!(
-                        bytes,
-                        max,
-                        "an ingest request is too large for one log record; refused"
-                    );
-                    let _ = reply.send(Err(IngestError::TooLarge { bytes, max }));
-                    continue;
-                }
-                let mut outcome = IngestOutcome::default();
-                let mut accepted = Vec::with_capacity(events.len());
+            for Part {
+                mut request,
+                events,
+            } in parts
+            {
+                let outcome = &mut request.outcome;
+                let taken = events.len();
+                let mut accepted = Vec::with_capacity(taken);
                 for (i, e) in events.into_iter().enumerate() {
+                    let index = request.done + i;
                     let key = Dedupe::key(e.group.as_str(), &e.id);
                     // The set is updated as events are accepted, so a second copy in this same
                     // commit is a duplicate too; a failed append takes the keys out again.
                     if self.dedupe.contains(key) {
-                        outcome.duplicates.push(i);
+                        outcome.duplicates.push(index);
                     } else if let Err(refused) =
                         state.admit(&e, horizons, &self.config.limits, &mut admission)
                     {
-                        outcome.rejected.push((i, refused.to_string()));
+                        outcome.rejected.push((index, refused.to_string()));
                     } else {
                         self.dedupe.insert(key, arrival_ms);
                         keys.push(key);
                         accepted.push(e);
                     }
                 }
-                outcome.accepted = accepted.len();
-                kept.push((outcome, accepted, reply));
+                kept.push((request, accepted, taken));
             }
         }
-        // One record per request (the accepted events of a request that fits, so they fit).
+        // One record per request chunk (within the record limit: its request was).
         let records: Vec<Vec<u8>> = kept
             .iter()
             .filter(|(_, events, _)| !events.is_empty())
@@ -603,16 +704,17 @@ impl Writer {
                 Err(e) => {
                     self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, "log append failed; the batch was refused");
-                    let msg = if e.is_disk_full() {
-                        "the disk holding the event log is full".to_string()
+                    let reason = if e.is_disk_full() {
+                        "the disk holding the event log is full"
                     } else {
-                        "the event log could not be written".to_string()
+                        "the event log could not be written"
                     };
                     for key in &keys {
                         self.dedupe.remove(*key);
                     }
-                    for (_, _, reply) in kept {
-                        let _ = reply.send(Err(IngestError::Unavailable(msg.clone())));
+                    for (request, _, _) in kept {
+                        let message = unavailable_message(reason, &request);
+                        let _ = request.reply.send(Err(IngestError::Unavailable(message)));
                     }
                     return;
                 }
@@ -633,18 +735,32 @@ impl Writer {
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         self.counters.commit_generation.send_modify(|g| *g += 1);
         let mut garbage = Vec::with_capacity(kept.len());
-        for (outcome, events, reply) in kept {
-            garbage.push(events);
+        for (mut request, events, taken) in kept {
+            request.outcome.accepted += events.len();
+            request.done += taken;
+            debug_assert_eq!(
+                request.done,
+                request.outcome.accepted
+                    + request.outcome.duplicates.len()
+                    + request.outcome.rejected.len(),
+                "every event of a request is accepted, a duplicate or rejected, once"
+            );
             self.counters
                 .accepted_events
-                .fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            garbage.push(events);
+            if request.rest.len() > 0 {
+                carried.push_back(request);
+                continue;
+            }
+            let outcome = request.outcome;
             self.counters
                 .duplicate_events
                 .fetch_add(outcome.duplicates.len() as u64, Ordering::Relaxed);
             self.counters
                 .limit_rejected_events
                 .fetch_add(outcome.rejected.len() as u64, Ordering::Relaxed);
-            let _ = reply.send(Ok(outcome));
+            let _ = request.reply.send(Ok(outcome));
         }
         // Freeing millions of small strings is a tenth of the writer's time: hand the events to
         // a helper thread, or free them here when it is behind (never an unbounded backlog).

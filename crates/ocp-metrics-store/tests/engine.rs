@@ -1,5 +1,6 @@
-//! The engine end to end on a real data dir: chunking, duplication and restarts never change an
-//! answer, and acknowledged events survive reopening.
+//! The engine end to end on a real data dir: chunking (by the producer and by the writer's commit
+//! chunks), duplication and restarts never change an answer nor an ingest outcome's counts, and
+//! acknowledged events survive reopening.
 
 use ocp_metrics_core::query::Query;
 use ocp_metrics_core::{Answer, Clock, Endpoint, Event, ManualClock};
@@ -24,9 +25,14 @@ fn expected(events: &[Event]) -> Vec<Answer> {
     common::recompute(events, &queries())
 }
 
-fn open(dir: &std::path::Path) -> Engine {
+/// Opens the engine committing requests in chunks of `commit_chunk` events.
+fn open(dir: &std::path::Path, commit_chunk: usize) -> Engine {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
-    Engine::open(dir, EngineConfig::default(), clock).unwrap()
+    let config = EngineConfig {
+        commit_chunk_events_max: commit_chunk,
+        ..EngineConfig::default()
+    };
+    Engine::open(dir, config, clock).unwrap()
 }
 
 fn answers(engine: &Engine) -> Vec<Answer> {
@@ -42,12 +48,13 @@ proptest! {
         chunk in 1usize..20,
         dup_every in 2usize..6,
         restart_after in 0usize..4,
+        commit_chunk in 1usize..8,
     ) {
         let all = events(&sessions);
         let want = expected(&all);
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let mut engine = open(dir.path());
+        let mut engine = open(dir.path(), commit_chunk);
         let chunks: Vec<&[Event]> = all.chunks(chunk).collect();
         let (mut accepted, mut duplicates, mut retried) = (0, 0, 0);
         // Events accepted since the last checkpoint (the graceful shutdown of the restart
@@ -61,15 +68,19 @@ proptest! {
                 batch.extend_from_slice(chunks[n - 1]);
                 retried += chunks[n - 1].len();
             }
+            let len = batch.len();
             let outcome = rt.block_on(engine.ingest(batch)).unwrap();
             prop_assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
             accepted += outcome.accepted;
+            // Exact counts and indices, whichever commit chunk an event fell in.
+            prop_assert_eq!(outcome.accepted, part.len());
+            prop_assert_eq!(&outcome.duplicates, &(part.len()..len).collect::<Vec<_>>());
             since_checkpoint += outcome.accepted;
             duplicates += outcome.duplicates.len();
             if n == restart_after {
                 rt.block_on(engine.shutdown());
                 drop(engine);
-                engine = open(dir.path());
+                engine = open(dir.path(), commit_chunk);
                 (since_checkpoint, checkpointed) = (0, true);
             }
         }
@@ -80,7 +91,7 @@ proptest! {
         // if there was a restart, and replays the log after it; without one it replays the
         // whole log.
         drop(engine);
-        let engine = open(dir.path());
+        let engine = open(dir.path(), commit_chunk);
         prop_assert_eq!(engine.recovery().checkpoint_position.is_some(), checkpointed);
         prop_assert_eq!(engine.recovery().replayed_events, since_checkpoint as u64);
         prop_assert_eq!(answers(&engine), want);

@@ -120,6 +120,8 @@ const OK: u8 = 0;
 const DISK_FULL: u8 = 1;
 /// Write durably, then report failure, as an fsync error after the bytes reached the disk does.
 const WRITE_THEN_FAIL: u8 = 2;
+/// Succeed once, then behave as `DISK_FULL`: the disk fills up in the middle of a request.
+const OK_THEN_DISK_FULL: u8 = 3;
 
 /// A `FileLog` whose appends fail on command.
 struct FaultyLog {
@@ -140,6 +142,10 @@ impl EventLog for FaultyLog {
                     context: "fsync records",
                     source: std::io::Error::other("injected fsync failure"),
                 })
+            }
+            OK_THEN_DISK_FULL => {
+                self.mode.store(DISK_FULL, Ordering::SeqCst);
+                self.inner.append(records)
             }
             _ => self.inner.append(records),
         }
@@ -163,13 +169,17 @@ impl EventLog for FaultyLog {
 }
 
 fn open_faulty(dir: &Path, mode: Arc<AtomicU8>) -> Engine {
+    open_faulty_with(dir, mode, EngineConfig::default())
+}
+
+fn open_faulty_with(dir: &Path, mode: Arc<AtomicU8>, config: EngineConfig) -> Engine {
     let (log, report) = FileLog::open(&dir.join("wal"), FileLogOptions::default()).unwrap();
     let checkpoints = FileCheckpoints::open(&dir.join("checkpoints")).unwrap();
     Engine::open_with(
         Box::new(FaultyLog { inner: log, mode }),
         report,
         Box::new(checkpoints),
-        EngineConfig::default(),
+        config,
         clock(),
     )
     .unwrap()
@@ -210,6 +220,32 @@ fn a_full_disk_refuses_with_503_accepts_nothing_and_recovers_when_space_returns(
     drop(engine);
     let engine = open(dir.path(), EngineConfig::default());
     assert_eq!(answers(&engine), expected(&all));
+    rt.block_on(engine.shutdown());
+}
+
+#[test]
+fn a_request_failing_after_its_first_commit_chunk_says_what_was_taken_and_a_retry_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let mode = Arc::new(AtomicU8::new(OK_THEN_DISK_FULL));
+    let config = EngineConfig {
+        commit_chunk_events_max: 8,
+        ..EngineConfig::default()
+    };
+    let engine = open_faulty_with(dir.path(), mode.clone(), config);
+    let a = events("a", 10);
+    let err = rt.block_on(engine.ingest(a.clone())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "events could not be made durable: the disk holding the event log is full; the request was committed in chunks and its first 8 events were taken (8 accepted, 0 duplicates, 0 rejected), the rest not: retry the whole request later (the accepted events are then answered as duplicates)"
+    );
+    assert_eq!(answers(&engine), expected(&a[..8]));
+    // The retry of the whole request counts every event exactly once.
+    mode.store(OK, Ordering::SeqCst);
+    let outcome = rt.block_on(engine.ingest(a.clone())).unwrap();
+    assert_eq!(outcome.accepted, a.len() - 8);
+    assert_eq!(outcome.duplicates, (0..8).collect::<Vec<_>>());
+    assert_eq!(answers(&engine), expected(&a));
     rt.block_on(engine.shutdown());
 }
 
@@ -330,6 +366,7 @@ fn state_bounds_reject_events_before_the_log_naming_the_dimension() {
         limits: StateLimits {
             dimension_values_max: 2,
             rt_sessions_per_group_max: 1_000,
+            ..StateLimits::default()
         },
         ..EngineConfig::default()
     };

@@ -7,7 +7,9 @@ mod demo;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ocp_metrics_auth::OperatorToken;
-use ocp_metrics_core::limits::{DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX};
+use ocp_metrics_core::limits::{
+    DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX, SERIES_PER_GROUP_MAX,
+};
 use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
 use ocp_metrics_server::{
     BODY_READ_TIMEOUT_MS_DEFAULT, CONNECTIONS_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT, Limits,
@@ -122,6 +124,10 @@ struct ServeArgs {
     /// Most real-time sessions tracked per group; events that would start one more are rejected.
     #[arg(long, default_value_t = RT_SESSIONS_PER_GROUP_MAX)]
     rt_sessions_per_group_max: usize,
+    /// Most series (distinct combinations of dimension values, over all families) per group;
+    /// events that would start one more are rejected, naming the combination.
+    #[arg(long, default_value_t = SERIES_PER_GROUP_MAX)]
+    series_per_group_max: usize,
     /// Write a checkpoint (and drop covered log segments) at least this often while ingesting,
     /// in seconds.
     #[arg(long, default_value_t = EngineConfig::default().checkpoint_interval_seconds)]
@@ -205,6 +211,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 limits: StateLimits {
                     dimension_values_max: args.dimension_values_max,
                     rt_sessions_per_group_max: args.rt_sessions_per_group_max,
+                    series_per_group_max: args.series_per_group_max,
                 },
                 ..EngineConfig::default()
             },

@@ -37,7 +37,16 @@ fn draft<'a>(kind: &'a str, pairs: &[(&'a str, &'a str)]) -> EventDraft<'a> {
             "outcome" => d.outcome = v,
             "result" => d.result = v,
             "flow_name" => d.flow_name = v,
+            "flow_id" => d.flow_id = v,
+            "flow_type" => d.flow_type = v,
+            "locale" => d.locale = v,
             "channel" => d.channel = v,
+            "region" => d.region = v,
+            "session_id" => d.session_id = v,
+            "miniapp_name" => d.miniapp_name = v,
+            "miniapp_id" => d.miniapp_id = v,
+            "miniapp_type" => d.miniapp_type = v,
+            "fail_reason" => d.fail_reason = v,
             "no_inputs" => d.no_inputs = v.map(|s| s.parse().unwrap()),
             other => panic!("unknown test key {other}"),
         }
@@ -203,4 +212,140 @@ fn strings_over_256_bytes_are_rejected() {
         &[("channel", &ok)],
         expect!["ok anchor=2024-03-27T10:01:00Z"],
     );
+}
+
+/// A terminal escape, a line break and a forged header: what a catalog or a log would echo.
+const ESCAPE: &str = "x\u{1b}[31m\r\nX: y";
+
+#[test]
+fn control_characters_are_rejected_in_every_dimension_value() {
+    for (kind, field, expect) in [
+        (
+            "dialog_end",
+            "group",
+            expect![
+                "rejected `group`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "session_id",
+            expect![
+                "rejected `session_id`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "channel",
+            expect![
+                "rejected `channel`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "region",
+            expect![
+                "rejected `region`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "flow_name",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "flow_id",
+            expect![
+                "rejected `flow_id`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "flow_type",
+            expect![
+                "rejected `flow_type`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "dialog_end",
+            "locale",
+            expect![
+                "rejected `locale`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "flow_name",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "miniapp_name",
+            expect![
+                "rejected `miniapp_name`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "miniapp_id",
+            expect![
+                "rejected `miniapp_id`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "miniapp_type",
+            expect![
+                "rejected `miniapp_type`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+        (
+            "miniapp_end",
+            "fail_reason",
+            expect![
+                "rejected `fail_reason`: must not contain control characters; found U+001B at character 1: send printable text"
+            ],
+        ),
+    ] {
+        check(kind, &[(field, ESCAPE)], expect);
+    }
+}
+
+#[test]
+fn every_kind_of_control_character_is_named_and_printable_text_passes() {
+    for (value, expect) in [
+        (
+            "\0",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+0000 at character 0: send printable text"
+            ],
+        ),
+        (
+            "tab\there",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+0009 at character 3: send printable text"
+            ],
+        ),
+        (
+            "del\u{7f}",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+007F at character 3: send printable text"
+            ],
+        ),
+        (
+            "next line\u{85}",
+            expect![
+                "rejected `flow_name`: must not contain control characters; found U+0085 at character 9: send printable text"
+            ],
+        ),
+        ("Zürich ☎ 東京", expect!["ok anchor=2024-03-27T10:01:00Z"]),
+        ("", expect!["ok anchor=2024-03-27T10:01:00Z"]),
+    ] {
+        check("dialog_end", &[("flow_name", value)], expect);
+    }
 }

@@ -1,19 +1,22 @@
 //! Admission: the bounds on how much state one group may grow, checked for each event BEFORE it
 //! is logged, so that [`Rollups::apply`] stays infallible and a refused event is never durable.
+//! Replay applies what the log holds without these checks: a bound lowered between runs never
+//! refuses what was acknowledged.
 //!
-//! Two bounds (docs/api.md section 12: a limit is a message, never a silent drop):
+//! Three bounds (docs/api.md section 12: a limit is a message, never a silent drop):
 //! - distinct values per dimension, per family, per group ([`DIMENSION_VALUES_MAX`]);
+//! - series (tuples of dimension values) per group, over all families ([`SERIES_PER_GROUP_MAX`]);
 //! - real-time session spans tracked per group ([`RT_SESSIONS_PER_GROUP_MAX`]).
 //!
 //! The check mirrors `apply` exactly: contributions whose slot is behind the retention horizon
 //! intern nothing and are not counted, and only events inside the real-time window start a
-//! session span. Values and sessions added by events admitted earlier in the same group commit
+//! session span. Values, series and sessions added by events admitted earlier in the same commit
 //! are tracked in an [`Admission`], so a commit as a whole stays within the bounds.
 
-use super::{GroupState, Horizons, Rollups, known_instants};
+use super::{FamilyStore, GroupState, Horizons, Rollups, known_instants};
 use crate::event::Event;
-use crate::limits::{DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX};
-use crate::metrics::{Family, contributions, session_dims};
+use crate::limits::{DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX, SERIES_PER_GROUP_MAX};
+use crate::metrics::{DIMS_MAX, Family, contributions, session_dims};
 use crate::time::{RT_SLOT_SECONDS, slot_of};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -24,6 +27,8 @@ pub struct StateLimits {
     pub dimension_values_max: usize,
     /// Most real-time session spans tracked in one group.
     pub rt_sessions_per_group_max: usize,
+    /// Most series (over all families) held in one group.
+    pub series_per_group_max: usize,
 }
 
 impl Default for StateLimits {
@@ -31,6 +36,7 @@ impl Default for StateLimits {
         StateLimits {
             dimension_values_max: DIMENSION_VALUES_MAX,
             rt_sessions_per_group_max: RT_SESSIONS_PER_GROUP_MAX,
+            series_per_group_max: SERIES_PER_GROUP_MAX,
         }
     }
 }
@@ -53,6 +59,18 @@ pub enum LimitError {
         "`session_id`: group `{group}` already tracks {max} real-time sessions (the limit), and this event would start one more; sessions are forgotten 49 hours after their last event: slow down, check that session ids are reused across a session's events, or ask the operator to raise --rt-sessions-per-group-max"
     )]
     RtSessions { group: String, max: usize },
+    #[error(
+        "`{first_dimension}`: group `{group}` already holds {max} series (distinct combinations of dimension values, over all families; the limit), and this event would start another in {family}: {series}; dimension values must come from small sets (names, types, locales, channels), not ids, and their combinations stay few: fix the producer, or ask the operator to raise --series-per-group-max"
+    )]
+    Series {
+        group: String,
+        family: &'static str,
+        /// The family's first dimension, so that the message starts like the others.
+        first_dimension: &'static str,
+        /// The new tuple, as `dimension=`value`` pairs.
+        series: String,
+        max: usize,
+    },
 }
 
 /// What the events admitted so far in one group commit will add, per group.
@@ -61,10 +79,12 @@ pub struct Admission {
     groups: FxHashMap<Box<str>, Pending>,
 }
 
-/// New values per (family, dimension) and new session keys of one group.
+/// New values per (family, dimension), new series and new session keys of one group.
 #[derive(Debug, Default)]
 struct Pending {
     values: FxHashMap<(Family, usize), FxHashSet<Box<str>>>,
+    /// [`series_key`]s of the new series.
+    series: FxHashSet<u128>,
     sessions: FxHashSet<u128>,
 }
 
@@ -111,18 +131,37 @@ impl Rollups {
         let group_name = e.group.as_str();
         let group = self.groups.get(group_name);
         let pending = adm.pending(group_name);
-        // Values this event would intern that neither the state nor the commit has yet.
+        // Values this event would intern, and series it would start, that neither the state
+        // nor the commit has yet.
         let mut new_values: Vec<(Family, usize, &str)> = Vec::new();
+        let mut new_series: Vec<(Family, u128, [&str; DIMS_MAX])> = Vec::new();
         contributions(e, |c| {
             if slot_of(c.at, c.family.slot_seconds()) >= h.of(c.family) {
                 unknown_values(group, pending, c.family, &c.dims, &mut new_values);
+                unknown_series(group, pending, c.family, c.dims, &mut new_series);
             }
         });
         let new_session = new_session_key(group, e, h)
             .filter(|key| !pending.is_some_and(|p| p.sessions.contains(key)));
-        let dims = session_dims(e);
+        let mut session_tuple = [""; DIMS_MAX];
+        session_tuple[..3].copy_from_slice(&session_dims(e));
         if new_session.is_some() {
-            unknown_values(group, pending, Family::RtSessions, &dims, &mut new_values);
+            unknown_values(
+                group,
+                pending,
+                Family::RtSessions,
+                &session_tuple,
+                &mut new_values,
+            );
+        }
+        if new_session.is_some() {
+            unknown_series(
+                group,
+                pending,
+                Family::RtSessions,
+                session_tuple,
+                &mut new_series,
+            );
         }
 
         for &(family, dim, value) in &new_values {
@@ -140,6 +179,19 @@ impl Rollups {
                 });
             }
         }
+        if let Some(&(family, _, tuple)) = new_series.first() {
+            let current =
+                group.map_or(0, GroupState::series_count) + pending.map_or(0, |p| p.series.len());
+            if current + new_series.len() > limits.series_per_group_max {
+                return Err(LimitError::Series {
+                    group: group_name.to_string(),
+                    family: family_name(family),
+                    first_dimension: family.dims()[0],
+                    series: describe(family, &tuple),
+                    max: limits.series_per_group_max,
+                });
+            }
+        }
         if new_session.is_some() {
             let current =
                 group.map_or(0, |g| g.sessions.len()) + pending.map_or(0, |p| p.sessions.len());
@@ -151,10 +203,13 @@ impl Rollups {
             }
         }
 
-        if new_values.is_empty() && new_session.is_none() {
+        if new_values.is_empty() && new_series.is_empty() && new_session.is_none() {
             return Ok(());
         }
         let pending = adm.groups.entry(group_name.into()).or_default();
+        pending
+            .series
+            .extend(new_series.iter().map(|&(_, key, _)| key));
         for (family, dim, value) in new_values {
             pending
                 .values
@@ -186,6 +241,69 @@ fn unknown_values<'e>(
         if !known && !out.contains(&(family, dim, value)) {
             out.push((family, dim, value));
         }
+    }
+}
+
+/// Adds to `out` the series `(family, dims)` if neither the group nor the pending commit holds
+/// it yet (and `out` does not already).
+fn unknown_series<'e>(
+    group: Option<&GroupState>,
+    pending: Option<&Pending>,
+    family: Family,
+    dims: [&'e str; DIMS_MAX],
+    out: &mut Vec<(Family, u128, [&'e str; DIMS_MAX])>,
+) {
+    if group.is_some_and(|g| g.family(family).has_series(&dims)) {
+        return;
+    }
+    let key = series_key(family, &dims);
+    let known =
+        pending.is_some_and(|p| p.series.contains(&key)) || out.iter().any(|&(_, k, _)| k == key);
+    if !known {
+        out.push((family, key, dims));
+    }
+}
+
+/// A 128-bit hash naming a series of a family by its values (the interned ids of a series not
+/// created yet do not exist). A collision would let one series in uncounted, nothing worse.
+fn series_key(family: Family, dims: &[&str; DIMS_MAX]) -> u128 {
+    let mut bytes = vec![family.index() as u8];
+    for value in &dims[..family.dims().len()] {
+        bytes.push(0xff);
+        bytes.extend_from_slice(value.as_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_128(&bytes)
+}
+
+/// `dimension=`value`` pairs of a series, values clipped, for messages.
+fn describe(family: Family, dims: &[&str; DIMS_MAX]) -> String {
+    family
+        .dims()
+        .iter()
+        .zip(dims)
+        .map(|(name, value)| format!("{name}=`{}`", clip(value)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl GroupState {
+    /// Series held over all families.
+    fn series_count(&self) -> usize {
+        self.families.iter().map(|f| f.series.len()).sum()
+    }
+}
+
+impl FamilyStore {
+    /// Whether this family holds the series of these values.
+    fn has_series(&self, dims: &[&str; DIMS_MAX]) -> bool {
+        let mut key = [0u32; DIMS_MAX];
+        for (i, interner) in self.interners.iter().enumerate() {
+            match interner.get(dims[i]) {
+                Some(id) => key[i] = id,
+                None => return false,
+            }
+        }
+        self.index.contains_key(&key)
     }
 }
 
@@ -222,6 +340,7 @@ mod tests {
         StateLimits {
             dimension_values_max: values,
             rt_sessions_per_group_max: sessions,
+            ..StateLimits::default()
         }
     }
 
@@ -349,5 +468,56 @@ mod tests {
         let new = start("2", "new", "omIVR", "2024-03-27T11:00:00Z");
         assert!(feed(&mut r, &l, &[new]).is_empty());
         assert_eq!(r.stats().sessions_tracked, 1);
+    }
+
+    #[test]
+    fn a_new_series_past_the_group_limit_is_refused_naming_the_tuple() {
+        // A real-time session start makes one series: the real-time sessions series of its
+        // (channel, test_flag, region). Three channels need three series.
+        let l = StateLimits {
+            series_per_group_max: 2,
+            ..StateLimits::default()
+        };
+        let start = |id: &str, session: &str, channel: &str| {
+            ev(&[
+                ("type", "session_start"),
+                ("id", id),
+                ("session_id", session),
+                ("channel", channel),
+                ("time", "11:00"),
+            ])
+        };
+        let mut r = Rollups::new();
+        let refused = feed(
+            &mut r,
+            &l,
+            &[
+                start("1", "s1", "omIVR"),
+                start("2", "s2", "chat"),
+                start("3", "s3", "sms"),
+                start("4", "s4", "chat"),
+            ],
+        );
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        expect_test::expect!["`channel`: group `ocp-qa` already holds 2 series (distinct combinations of dimension values, over all families; the limit), and this event would start another in real-time sessions: channel=`sms`, test_flag=`false`, region=`us1`; dimension values must come from small sets (names, types, locales, channels), not ids, and their combinations stay few: fix the producer, or ask the operator to raise --series-per-group-max"].assert_eq(&refused[0]);
+        assert_eq!(r.stats().series, 2);
+        // A commit as a whole stays within the bound too.
+        let mut adm = Admission::new();
+        let l3 = StateLimits {
+            series_per_group_max: 3,
+            ..l
+        };
+        assert!(
+            r.admit(&start("5", "s5", "sms"), h(), &l3, &mut adm)
+                .is_ok()
+        );
+        assert!(
+            r.admit(&start("6", "s6", "sms"), h(), &l3, &mut adm)
+                .is_ok()
+        );
+        assert!(matches!(
+            r.admit(&start("7", "s7", "web"), h(), &l3, &mut adm),
+            Err(LimitError::Series { max: 3, .. })
+        ));
     }
 }

@@ -18,7 +18,7 @@ pub struct CompactStats {
     pub groups_dropped: usize,
 }
 
-/// A column whose capacity is more than this many times its length is shrunk.
+/// A span table whose capacity is more than this many times its length is shrunk.
 const SHRINK_FACTOR: usize = 2;
 
 impl Rollups {
@@ -128,16 +128,6 @@ impl FamilyStore {
         }
         self.series.shrink_to_fit();
         Some(remap)
-    }
-}
-
-impl super::SlotColumn {
-    /// Gives back memory that retention freed.
-    fn shrink(&mut self) {
-        if self.slots.capacity() > SHRINK_FACTOR * self.slots.len().max(4) {
-            self.slots.shrink_to_fit();
-            self.values.shrink_to_fit();
-        }
     }
 }
 
