@@ -319,7 +319,7 @@ fn hex_byte(two: &[u8]) -> Option<u8> {
 /// have data, and the server's clock.
 pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     let grants = app.authorize(&headers, Scope::MetricsRead)?;
-    let engine = app.engine()?;
+    let engine = app.backend()?;
     let groups: Vec<String> = engine
         .groups()
         .into_iter()
@@ -367,7 +367,7 @@ pub async fn catalog_values(
         )));
     };
     let family = endpoint.family();
-    let engine = app.engine()?;
+    let engine = app.backend()?;
     let mut out = serde_json::Map::new();
     for (i, dim) in family.dims().iter().enumerate() {
         out.insert(

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use ocp_metrics_auth::{AuthConfig, Grants, OperatorToken, Registry, Scope, bearer_token};
 use ocp_metrics_core::{Clock, Endpoint};
-use ocp_metrics_store::{Engine, EngineConfig};
+use ocp_metrics_service::{Backend, OpenBackend};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,7 +97,7 @@ impl Default for Limits {
 }
 
 /// Everything `serve` needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ServerConfig {
     pub listen: String,
     pub data_dir: PathBuf,
@@ -109,7 +109,8 @@ pub struct ServerConfig {
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
     pub auth: AuthConfig,
-    pub engine: EngineConfig,
+    /// Opens the backend (the embedded engine, or a cluster node) once the listener is bound.
+    pub backend: BackendOpener,
     /// Test seam: when set, recovery waits until this is notified, so a test can observe the
     /// server while it recovers. `None` in production.
     pub recovery_hold: Option<Arc<tokio::sync::Notify>>,
@@ -126,7 +127,7 @@ pub enum Phase {
 /// The engine once recovered, and the phase for `/readyz` and for waiting on it.
 #[derive(Debug)]
 pub struct Readiness {
-    engine: OnceLock<Engine>,
+    backend: OnceLock<Arc<dyn Backend>>,
     phase: watch::Sender<Phase>,
     started: Instant,
 }
@@ -134,14 +135,14 @@ pub struct Readiness {
 impl Readiness {
     fn new() -> Readiness {
         Readiness {
-            engine: OnceLock::new(),
+            backend: OnceLock::new(),
             phase: watch::Sender::new(Phase::Recovering),
             started: Instant::now(),
         }
     }
 
-    fn set_ready(&self, engine: Engine) {
-        let _ = self.engine.set(engine);
+    fn set_ready(&self, backend: Arc<dyn Backend>) {
+        let _ = self.backend.set(backend);
         self.phase.send_replace(Phase::Ready);
     }
 
@@ -153,8 +154,8 @@ impl Readiness {
         self.phase.borrow().clone()
     }
 
-    pub fn engine(&self) -> Option<&Engine> {
-        self.engine.get()
+    pub fn backend(&self) -> Option<&Arc<dyn Backend>> {
+        self.backend.get()
     }
 
     /// Waits until recovery is over (or `timeout` passed) and returns the phase then.
@@ -200,24 +201,24 @@ pub struct App {
 }
 
 impl App {
-    /// The recovered engine, or a 503 telling the caller to retry while the store recovers.
-    pub fn engine(&self) -> Result<&Engine, ApiError> {
-        match self.readiness.engine() {
-            Some(engine) => Ok(engine),
+    /// The recovered backend, or a 503 telling the caller to retry while the store recovers.
+    pub fn backend(&self) -> Result<&Arc<dyn Backend>, ApiError> {
+        match self.readiness.backend() {
+            Some(backend) => Ok(backend),
             None => Err(recovering(&self.readiness.phase())),
         }
     }
 
-    /// Waits for recovery to finish and returns the engine, or why recovery failed.
-    pub async fn ready(&self) -> anyhow::Result<Engine> {
+    /// Waits for recovery to finish and returns the backend, or why recovery failed.
+    pub async fn ready(&self) -> anyhow::Result<Arc<dyn Backend>> {
         loop {
             match self.readiness.settled(Duration::from_secs(3600)).await {
                 Phase::Ready => {
                     return self
                         .readiness
-                        .engine()
+                        .backend()
                         .cloned()
-                        .ok_or_else(|| anyhow::anyhow!("ready without an engine"));
+                        .ok_or_else(|| anyhow::anyhow!("ready without a backend"));
                 }
                 Phase::Failed(m) => anyhow::bail!("recovering the store failed: {m}"),
                 Phase::Recovering => {}
@@ -516,7 +517,7 @@ const UNGATED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// Holds requests back while the store recovers: each waits up to
 /// `Limits::recovery_request_wait_ms`, then is answered 503 with Retry-After.
 async fn gate(State(app): State<App>, request: Request, next: Next) -> Response {
-    if app.readiness.engine().is_none() && !UNGATED_PATHS.contains(&request.uri().path()) {
+    if app.readiness.backend().is_none() && !UNGATED_PATHS.contains(&request.uri().path()) {
         let wait = Duration::from_millis(app.limits.recovery_request_wait_ms);
         let phase = app.readiness.settled(wait).await;
         if phase != Phase::Ready {
@@ -611,9 +612,7 @@ impl Server {
         };
         let recovery = tokio::spawn(recover(
             app.readiness.clone(),
-            config.data_dir,
-            config.engine,
-            config.clock,
+            config.backend,
             config.recovery_hold,
         ));
         Ok(Server {
@@ -662,60 +661,38 @@ impl Server {
             Phase::Failed(m) => anyhow::bail!("recovering the store failed: {m}"),
             Phase::Ready | Phase::Recovering => {}
         }
-        if let Some(engine) = readiness.engine() {
-            engine.shutdown().await;
+        if let Some(backend) = readiness.backend() {
+            backend.shutdown().await;
         }
         Ok(())
     }
 }
 
-/// Recovers the store and publishes the engine (or the failure) to `readiness`.
+/// Opens the backend (recovering its store) and publishes it, or the failure, to `readiness`.
 async fn recover(
     readiness: Arc<Readiness>,
-    dir: PathBuf,
-    config: EngineConfig,
-    clock: Arc<dyn Clock>,
+    open: BackendOpener,
     hold: Option<Arc<tokio::sync::Notify>>,
 ) {
     if let Some(hold) = hold {
         hold.notified().await;
     }
-    let opened = tokio::task::spawn_blocking(move || Engine::open(&dir, config, clock)).await;
-    let engine = match opened {
-        Ok(Ok(engine)) => engine,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "recovering the store failed");
-            return readiness.set_failed(e.to_string());
-        }
+    match (open.0)().await {
+        Ok(backend) => readiness.set_ready(backend),
         Err(e) => {
-            tracing::error!(error = %e, "the recovery task failed");
-            return readiness.set_failed(e.to_string());
+            tracing::error!(error = %e, "recovering the store failed");
+            readiness.set_failed(e);
         }
-    };
-    let r = engine.recovery();
-    tracing::info!(
-        checkpoint = ?r.checkpoint_position,
-        replayed_events = r.replayed_events,
-        elapsed_ms = r.elapsed_ms,
-        "store recovered; ready"
-    );
-    let dropped = !r.log.is_clean()
-        || r.undecodable_batches > 0
-        || r.checkpoints_skipped_corrupt > 0
-        || r.replay_duplicates_skipped > 0;
-    if dropped {
-        tracing::warn!(
-            torn_tail_bytes = r.log.torn_tail_bytes,
-            corrupt_records_skipped = r.log.corrupt_records_skipped,
-            corrupt_bytes_skipped = r.log.corrupt_bytes_skipped,
-            undecodable_batches = r.undecodable_batches,
-            checkpoints_skipped_corrupt = r.checkpoints_skipped_corrupt,
-            rebuilt_from_log = r.rebuilt_from_log,
-            replay_duplicates_skipped = r.replay_duplicates_skipped,
-            "recovery dropped damaged data (see /metrics, ocp_metrics_recovery_*): a torn tail is an unacknowledged append cut short by a crash; corrupt records are damage to acknowledged data"
-        );
     }
-    readiness.set_ready(engine);
+}
+
+/// The binary's choice of backend, opened once the listener is bound (see [`OpenBackend`]).
+pub struct BackendOpener(pub OpenBackend);
+
+impl std::fmt::Debug for BackendOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackendOpener")
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::{AuthError, OAuthError};
 use ocp_metrics_core::QueryError;
-use ocp_metrics_store::IngestError;
+use ocp_metrics_service::IngestError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -79,7 +79,7 @@ pub async fn ingest(
     })
     .await?;
     permit.shrink_to(raw.len());
-    let engine = app.engine()?;
+    let engine = app.backend()?;
     let now = engine.now();
     // The permit lives until the engine has committed the events: their memory is in flight
     // until then.

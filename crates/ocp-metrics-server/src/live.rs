@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::Scope;
 use ocp_metrics_core::query::{Answer, FilterDraft, QueryDraft};
 use ocp_metrics_core::{Endpoint, Query};
-use ocp_metrics_store::Engine;
+use ocp_metrics_service::Backend;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -167,7 +167,7 @@ pub async fn live(
     {
         grants.require_group(group)?;
     }
-    let engine = app.engine()?.clone();
+    let engine = app.backend()?.clone();
     let query = request.query(engine.now())?;
     let permit = app.live.try_open(&grants.subject)?;
     // The first answer is computed before the 200, so that a query the engine refuses (an
@@ -353,7 +353,7 @@ type SeriesKey = (&'static str, Vec<(&'static str, String)>);
 
 /// One stream's producer: the query, and what the client has been sent.
 struct Stream {
-    engine: Engine,
+    engine: Arc<dyn Backend>,
     query: Query,
     window: jiff::SignedDuration,
     sent: Sent,
@@ -475,7 +475,7 @@ impl Stream {
         snapshot: Option<Bytes>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut commits = self.engine.commit_generation();
+        let mut commits = self.engine.changes();
         commits.mark_unchanged();
         let heartbeat = Duration::from_millis(LIVE_HEARTBEAT_INTERVAL_MS);
         let mut written = Instant::now();

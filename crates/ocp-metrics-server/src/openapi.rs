@@ -1236,7 +1236,11 @@ mod tests {
             clock: Arc::new(ocp_metrics_core::SystemClock),
             limits: Default::default(),
             auth: Default::default(),
-            engine: Default::default(),
+            backend: crate::BackendOpener(ocp_metrics_store::open_embedded(
+                dir.path().to_path_buf(),
+                Default::default(),
+                Arc::new(ocp_metrics_core::SystemClock),
+            )),
             recovery_hold: None,
         };
         let server = rt.block_on(Server::bind(config)).unwrap();

@@ -15,9 +15,9 @@ use crate::error::ApiError;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use ocp_metrics_service::SampleKind;
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 /// One metric family: help, type, and unlabelled value.
 struct Out(String);
@@ -122,123 +122,14 @@ fn render(app: &App) -> Response {
         "Ingest request bytes (as sent and decompressed) being parsed or committed now.",
         app.ingest_bytes.used(),
     );
-    if let Some(engine) = app.readiness.engine() {
-        let c = engine.counters();
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        out.counter(
-            "ingest_events_accepted_total",
-            "Events accepted (durable and applied).",
-            load(&c.accepted_events),
-        );
-        out.counter(
-            "ingest_events_duplicate_total",
-            "Events answered as duplicates of an event accepted within the dedupe horizon.",
-            load(&c.duplicate_events),
-        );
-        out.counter(
-            "ingest_events_limit_rejected_total",
-            "Events refused by a state bound (distinct dimension values, real-time sessions per group).",
-            load(&c.limit_rejected_events),
-        );
-        out.counter(
-            "commits_total",
-            "Group commits written to the event log (one fsync each).",
-            load(&c.commits),
-        );
-        out.counter(
-            "commits_failed_total",
-            "Group commits whose log append failed (disk full, I/O error); nothing of them was accepted.",
-            load(&c.failed_commits),
-        );
-        out.counter(
-            "checkpoints_total",
-            "Checkpoints written.",
-            load(&c.checkpoints),
-        );
-        out.counter(
-            "checkpoints_failed_total",
-            "Checkpoints that could not be written (the log is kept instead).",
-            load(&c.failed_checkpoints),
-        );
-        out.counter(
-            "compacted_series_total",
-            "Empty series dropped by compaction at checkpoints.",
-            load(&c.compacted_series),
-        );
-        out.counter(
-            "compacted_values_total",
-            "Unused dimension values dropped by compaction at checkpoints.",
-            load(&c.compacted_values),
-        );
-        out.gauge(
-            "dedupe_entries",
-            "Event ids remembered for deduplication.",
-            load(&c.dedupe_entries),
-        );
-        let s = engine.stats();
-        out.gauge("groups", "Groups with data.", s.groups);
-        out.gauge("series", "Rollup series held.", s.series);
-        out.gauge(
-            "slots",
-            "Rollup slots (time cells of series) held.",
-            s.slots,
-        );
-        out.gauge(
-            "dimension_values",
-            "Distinct dimension values held, over all groups, families and dimensions.",
-            s.interned_values,
-        );
-        out.gauge(
-            "sessions_tracked",
-            "Real-time session spans tracked.",
-            s.sessions_tracked,
-        );
-        let r = engine.recovery();
-        out.gauge(
-            "recovery_seconds",
-            "How long the last recovery took.",
-            format!("{:.3}", r.elapsed_ms as f64 / 1000.0),
-        );
-        out.gauge(
-            "recovery_replayed_events",
-            "Events replayed from the log after the checkpoint at the last recovery.",
-            r.replayed_events,
-        );
-        out.gauge(
-            "recovery_torn_tail_bytes",
-            "Bytes cut from the end of the log at the last recovery: an append cut short by a crash (never acknowledged).",
-            r.log.torn_tail_bytes,
-        );
-        out.gauge(
-            "recovery_corrupt_records_skipped",
-            "Corrupt spans of the log skipped at the last recovery: damage to acknowledged data.",
-            r.log.corrupt_records_skipped,
-        );
-        out.gauge(
-            "recovery_corrupt_bytes_skipped",
-            "Bytes in the corrupt spans skipped at the last recovery.",
-            r.log.corrupt_bytes_skipped,
-        );
-        out.gauge(
-            "recovery_undecodable_batches",
-            "Log records that passed their checksum but could not be decoded, skipped at the last recovery.",
-            r.undecodable_batches,
-        );
-        out.gauge(
-            "recovery_checkpoints_skipped_corrupt",
-            "Corrupt checkpoint files skipped for an older one (or for the whole log) at the last recovery.",
-            r.checkpoints_skipped_corrupt,
-        );
-        out.gauge(
-            "recovery_rebuilt_from_log",
-            "1 when every checkpoint was corrupt and the state was rebuilt from the whole log.",
-            u8::from(r.rebuilt_from_log),
-        );
-        out.gauge(
-            "recovery_replay_duplicates_skipped",
-            "Logged events skipped at the last recovery because their id was already seen (a failed append that reached the disk and was retried).",
-            r.replay_duplicates_skipped,
-        );
+    if let Some(backend) = app.readiness.backend() {
+        for sample in backend.samples() {
+            let kind = match sample.kind {
+                SampleKind::Counter => "counter",
+                SampleKind::Gauge => "gauge",
+            };
+            out.metric(sample.name, kind, sample.help, sample.value);
+        }
     }
     (
         [(

@@ -37,7 +37,7 @@ pub async fn query(
     {
         grants.require_group(group)?;
     }
-    let engine = app.engine()?.clone();
+    let engine = app.backend()?.clone();
     let q = Query::parse(endpoint, draft, engine.now())?;
     let answer =
         tokio::task::spawn_blocking(move || engine.query(&q).map(|a| wire::answer_json(&a)))

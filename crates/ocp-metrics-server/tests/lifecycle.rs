@@ -5,8 +5,8 @@
 //! events past the state bounds per event, naming the dimension.
 
 use ocp_metrics_auth::{ClientName, GroupGrant, OperatorToken, ScopeSet};
-use ocp_metrics_core::ManualClock;
-use ocp_metrics_server::{Limits, Server, ServerConfig};
+use ocp_metrics_core::{Clock, ManualClock};
+use ocp_metrics_server::{BackendOpener, Limits, Server, ServerConfig};
 use ocp_metrics_store::{EngineConfig, StateLimits};
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -33,15 +33,20 @@ impl Running {
             .enable_all()
             .build()
             .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW.parse().unwrap()));
         let config = ServerConfig {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().to_path_buf(),
             admin_token: None,
             metrics_token: Some(OperatorToken::parse("metrics token", METRICS_TOKEN).unwrap()),
-            clock: Arc::new(ManualClock::new(NOW.parse().unwrap())),
+            clock: clock.clone(),
             limits,
             auth: Default::default(),
-            engine,
+            backend: BackendOpener(ocp_metrics_store::open_embedded(
+                dir.path().to_path_buf(),
+                engine,
+                clock,
+            )),
             recovery_hold: hold,
         };
         let server = rt.block_on(Server::bind(config)).unwrap();

@@ -74,34 +74,7 @@ impl Default for EngineConfig {
     }
 }
 
-/// What became of one ingest batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IngestOutcome {
-    pub accepted: usize,
-    /// Indices (into the submitted batch) of events answered as duplicates.
-    pub duplicates: Vec<usize>,
-    /// Indices (into the submitted batch) of events refused by a state bound
-    /// ([`StateLimits`]), each with the message saying which and why; ascending.
-    pub rejected: Vec<(usize, String)>,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum IngestError {
-    #[error("the ingest queue is full; retry after a short pause")]
-    Overloaded,
-    /// The text says what was lost and whether any of the request was accepted: nothing, or
-    /// (for a request committed in chunks) its first chunks.
-    #[error("events could not be made durable: {0}")]
-    Unavailable(String),
-    #[error("the server is shutting down; retry against another instance or after restart")]
-    ShuttingDown,
-    /// One request's accepted events encode to more than one log record may hold; nothing of
-    /// that request was accepted (other requests of the same group commit are unaffected).
-    #[error(
-        "the accepted events of this request encode to {bytes} bytes, over the event log's record limit of {max} bytes; nothing of it was accepted: send fewer events per request"
-    )]
-    TooLarge { bytes: u64, max: u32 },
-}
+pub use ocp_metrics_service::{IngestError, IngestOutcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -10,7 +10,9 @@ pub mod snapshot;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, FileCheckpoints};
 pub use log::{EventLog, FileLog, FileLogOptions, LogError, LogPosition, RecoveryReport};
+pub mod backend;
 pub mod engine;
 
+pub use backend::open_embedded;
 pub use engine::{Engine, EngineConfig, EngineCounters, IngestError, IngestOutcome, RecoveryStats};
 pub use ocp_metrics_core::rollup::StateLimits;

@@ -12,8 +12,8 @@ use ocp_metrics_core::limits::{
 };
 use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
 use ocp_metrics_server::{
-    BODY_READ_TIMEOUT_MS_DEFAULT, CONNECTIONS_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT, Limits,
-    RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
+    BODY_READ_TIMEOUT_MS_DEFAULT, BackendOpener, CONNECTIONS_MAX_DEFAULT,
+    HEADER_READ_TIMEOUT_MS_DEFAULT, Limits, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
 };
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
 use std::path::{Path, PathBuf};
@@ -201,20 +201,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 rate_per_second: args.rate_per_second,
                 rate_burst: args.rate_burst,
             },
-            engine: EngineConfig {
-                checkpoint_interval_seconds: args.checkpoint_interval_seconds,
-                checkpoint_log_bytes: args.checkpoint_log_bytes,
-                log: FileLogOptions {
-                    segment_bytes_max: args.log_segment_bytes_max,
-                    ..FileLogOptions::default()
-                },
-                limits: StateLimits {
-                    dimension_values_max: args.dimension_values_max,
-                    rt_sessions_per_group_max: args.rt_sessions_per_group_max,
-                    series_per_group_max: args.series_per_group_max,
-                },
-                ..EngineConfig::default()
-            },
+            backend: BackendOpener(ocp_metrics_store::open_embedded(
+                args.data_dir.clone(),
+                engine_config(&args),
+                clock.clone(),
+            )),
             recovery_hold: None,
         };
         let server = Server::bind(config).await.context("starting the server")?;
@@ -270,6 +261,24 @@ pub(crate) fn operator_token(
 }
 
 /// The token in `path`, without one trailing newline. Warns when other users can read it.
+/// The embedded engine's configuration from the `serve` flags.
+fn engine_config(args: &ServeArgs) -> EngineConfig {
+    EngineConfig {
+        checkpoint_interval_seconds: args.checkpoint_interval_seconds,
+        checkpoint_log_bytes: args.checkpoint_log_bytes,
+        log: FileLogOptions {
+            segment_bytes_max: args.log_segment_bytes_max,
+            ..FileLogOptions::default()
+        },
+        limits: StateLimits {
+            dimension_values_max: args.dimension_values_max,
+            rt_sessions_per_group_max: args.rt_sessions_per_group_max,
+            series_per_group_max: args.series_per_group_max,
+        },
+        ..EngineConfig::default()
+    }
+}
+
 fn read_token_file(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the token file {}", path.display()))?;

@@ -264,6 +264,9 @@ fn every_checkpoint_corrupt_with_the_log_gone_refuses_to_start_rather_than_serve
         .build()
         .unwrap();
     let hold = std::sync::Arc::new(tokio::sync::Notify::new());
+    let clock: std::sync::Arc<dyn ocp_metrics_core::Clock> = std::sync::Arc::new(
+        ocp_metrics_core::ManualClock::new(reliability::clock_start()),
+    );
     let server = rt
         .block_on(ocp_metrics_server::Server::bind(
             ocp_metrics_server::ServerConfig {
@@ -271,16 +274,18 @@ fn every_checkpoint_corrupt_with_the_log_gone_refuses_to_start_rather_than_serve
                 data_dir: data.path().to_path_buf(),
                 admin_token: None,
                 metrics_token: None,
-                clock: std::sync::Arc::new(ocp_metrics_core::ManualClock::new(
-                    reliability::clock_start(),
-                )),
+                clock: clock.clone(),
                 // The API answers 503 at once instead of waiting for the held recovery.
                 limits: ocp_metrics_server::Limits {
                     recovery_request_wait_ms: 0,
                     ..Default::default()
                 },
                 auth: Default::default(),
-                engine: Default::default(),
+                backend: ocp_metrics_server::BackendOpener(ocp_metrics_store::open_embedded(
+                    data.path().to_path_buf(),
+                    Default::default(),
+                    clock,
+                )),
                 recovery_hold: Some(hold.clone()),
             },
         ))
