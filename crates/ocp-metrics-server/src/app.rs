@@ -384,6 +384,7 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), gate))
         .layer(middleware::from_fn_with_state(app.clone(), bound_body))
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(crate::access_log::access_log))
         .with_state(app)
 }
 

@@ -4,6 +4,7 @@
 //! Invariant: this is the only crate that knows the wire format (JSON, NDJSON, gzip, HTTP
 //! statuses). Errors become HTTP answers in exactly one place, `ApiError`'s `IntoResponse`.
 
+mod access_log;
 mod admin;
 mod app;
 mod assets;

@@ -62,3 +62,36 @@ fn promtool_rejects_a_broken_exposition() {
     let (ok, said) = promtool_check("# TYPE ocp_metrics_x counter\nocp_metrics_x{ 1\n");
     assert!(!ok, "promtool accepted a broken line: {said}");
 }
+
+#[test]
+fn json_logs_have_one_object_per_line_with_request_ids_and_no_secrets() {
+    let server = TestServer::start_with(Options::args(&["--log-format", "json"]));
+    let token = server.acme_token();
+    let q = q(&["session.initiated"], "11:00", "12:00", "five_min");
+    let r = server.request(
+        "POST",
+        "/metrics-api/v3/realtime/metrics/sessions",
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(q.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.headers.get("x-request-id").expect("X-Request-Id").clone();
+    let log = server.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|l| l["request_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no access line for {id}:\n{log}"));
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["method"], "POST");
+    assert_eq!(access["path"], "/metrics-api/v3/realtime/metrics/sessions");
+    assert!(access["latency_ms"].is_f64(), "{access}");
+    assert!(!log.contains(&token), "a token was logged");
+    assert!(!log.contains(ADMIN_TOKEN), "the admin token was logged");
+}
