@@ -504,68 +504,6 @@ pub fn check_grant_type(grant_type: &str) -> Result<(), OAuthError> {
     }
 }
 
-/// The token of an `Authorization` header value of the `Bearer` scheme (RFC 6750 section 2.1;
-/// the scheme name is case-insensitive). `None`, another scheme, or no token is
-/// [`Reason::Missing`].
-pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthError> {
-    let missing = AuthError::Unauthenticated(Reason::Missing);
-    let (scheme, token) = authorization
-        .and_then(|h| h.trim().split_once(' '))
-        .ok_or(missing)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(AuthError::Unauthenticated(Reason::Missing));
-    }
-    Ok(token)
-}
-
-/// The client id and secret of an `Authorization: Basic` header value (RFC 6749 section
-/// 2.3.1: base64 of `id:secret`, each form-urlencoded first).
-pub fn parse_basic_credentials(authorization: &str) -> Result<(String, String), OAuthError> {
-    use base64::Engine;
-    let bad = || {
-        OAuthError::InvalidRequest(
-            "malformed HTTP Basic credentials: send base64(client_id \":\" client_secret), or \
-             the form fields client_id and client_secret"
-                .to_owned(),
-        )
-    };
-    let (scheme, rest) = authorization.trim().split_once(' ').ok_or_else(bad)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::InvalidRequest(
-            "the token endpoint accepts HTTP Basic client authentication or form fields only"
-                .to_owned(),
-        ));
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    Ok((
-        form_urldecode(id).ok_or_else(bad)?,
-        form_urldecode(secret).ok_or_else(bad)?,
-    ))
-}
-
-/// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a byte.
-fn form_urldecode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = (bytes.next()? as char).to_digit(16)?;
-                let lo = (bytes.next()? as char).to_digit(16)?;
-                out.push((hi * 16 + lo) as u8);
-            }
-            b => out.push(b),
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,47 +522,6 @@ mod tests {
                 want,
                 "{input}"
             );
-        }
-    }
-
-    #[test]
-    fn bearer_header_table() {
-        let cases: &[(Option<&str>, Option<&str>)] = &[
-            (Some("Bearer abc"), Some("abc")),
-            (Some("bearer abc"), Some("abc")),
-            (Some("BEARER  abc "), Some("abc")),
-            (None, None),
-            (Some(""), None),
-            (Some("Bearer"), None),
-            (Some("Bearer   "), None),
-            (Some("Basic abc"), None),
-            (Some("abc"), None),
-        ];
-        for (input, want) in cases {
-            assert_eq!(bearer_token(*input).ok(), *want, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn basic_credentials_table() {
-        use base64::Engine;
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let ok = |id: &str, secret: &str| Some((id.to_owned(), secret.to_owned()));
-        let cases = [
-            (format!("Basic {}", b64("id:sec")), ok("id", "sec")),
-            (format!("basic {}", b64("id:se:c")), ok("id", "se:c")),
-            (
-                format!("Basic {}", b64("a%3Ab+c:x%2By")),
-                ok("a:b c", "x+y"),
-            ),
-            (format!("Basic {}", b64("nocolon")), None),
-            (format!("Basic {}", b64("id:%zz")), None),
-            ("Basic !!!".to_owned(), None),
-            ("Bearer abc".to_owned(), None),
-            ("Basic".to_owned(), None),
-        ];
-        for (input, want) in cases {
-            assert_eq!(parse_basic_credentials(&input).ok(), want, "{input}");
         }
     }
 
