@@ -18,8 +18,8 @@ mod secret;
 mod store;
 
 pub use domain::{
-    ClientName, Grants, GroupGrant, GroupName, MAX_GROUP_NAME_BYTES, MAX_GROUPS, MAX_NAME_CHARS,
-    Scope, ScopeSet,
+    ClientName, Grants, GroupGrant, MAX_GROUP_NAME_BYTES, MAX_GROUPS, MAX_NAME_CHARS, Scope,
+    ScopeSet,
 };
 pub use error::{AuthError, OAuthError, Reason};
 pub use failures::{

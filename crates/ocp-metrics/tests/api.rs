@@ -1270,6 +1270,13 @@ fn error_statuses() {
             400,
         ),
         (
+            "wildcard group (`*` means every group only in grants)",
+            "POST",
+            RT_DIALOGS_V3,
+            Some(edit(json!({"group": "*"})).to_string()),
+            400,
+        ),
+        (
             "impossible date",
             "POST",
             RT_DIALOGS_V3,
