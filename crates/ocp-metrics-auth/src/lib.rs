@@ -27,8 +27,8 @@ pub use failures::{
 };
 pub use operator::{OPERATOR_TOKEN_BYTES_MAX, OPERATOR_TOKEN_CHARS_MIN, OperatorToken};
 pub use registry::{
-    AccessToken, AuthConfig, CLIENT_ID_PREFIX, ClientInfo, Clock, MAX_ACCESS_TOKEN_TTL_SECS,
+    AccessToken, AuthConfig, CLIENT_ID_PREFIX, ClientInfo, MAX_ACCESS_TOKEN_TTL_SECS,
     MAX_BEARER_BYTES, MAX_CREDENTIAL_BYTES, PAT_PREFIX, Registry, TokenInfo, check_grant_type,
-    system_clock, verify_admin,
+    verify_admin,
 };
 pub use store::{KEY_FILE, REGISTRY_FILE};

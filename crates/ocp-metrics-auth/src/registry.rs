@@ -9,6 +9,7 @@ use crate::rate::RateLimiter;
 use crate::secret::{SecretHash, new_id, new_secret};
 use crate::store::{self, ClientRecord, State, TokenRecord};
 use jiff::Timestamp;
+use ocp_metrics_core::Clock;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use std::fmt;
@@ -36,14 +37,6 @@ const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 3600;
 const DEFAULT_RATE_PER_SECOND: f64 = 50.0;
 /// Default burst per client or token, in requests.
 const DEFAULT_RATE_BURST: f64 = 200.0;
-
-/// The source of "now". Injected so that expiry and rate limits are testable.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
-/// The operating system's clock.
-pub fn system_clock() -> Clock {
-    Arc::new(Timestamp::now)
-}
 
 /// Settings of the registry.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,7 +139,8 @@ impl fmt::Debug for AccessToken {
 pub struct Registry {
     dir: PathBuf,
     config: AuthConfig,
-    clock: Clock,
+    /// The source of "now", injected so that expiry and rate limits are testable.
+    clock: Arc<dyn Clock>,
     key: SigningKey,
     state: RwLock<State>,
     /// Serializes changes, so that two concurrent changes cannot both start from the same copy.
@@ -170,7 +164,11 @@ impl fmt::Debug for Registry {
 impl Registry {
     /// Opens the registry in `data_dir` (created if missing), generating the signing key on
     /// first start.
-    pub fn open(data_dir: &Path, config: AuthConfig, clock: Clock) -> Result<Registry, AuthError> {
+    pub fn open(
+        data_dir: &Path,
+        config: AuthConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Registry, AuthError> {
         config.validate()?;
         store::create_private_dir(data_dir)
             .map_err(|e| AuthError::storage(format!("creating {}", data_dir.display()), e))?;
@@ -190,7 +188,7 @@ impl Registry {
     }
 
     fn now(&self) -> Timestamp {
-        (self.clock)()
+        self.clock.now()
     }
 
     /// Applies `change` to a copy of the state; if it reports a change, saves the copy and then

@@ -4,31 +4,31 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::{SignedDuration, Timestamp};
 use ocp_metrics_auth::*;
-use parking_lot::Mutex;
+use ocp_metrics_core::Clock;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 const T0: &str = "2024-03-27T12:00:00Z";
 
-/// A clock that moves only when the test says so.
+/// The core's manual clock, shared with the registry, moved in whole seconds.
 #[derive(Clone)]
-struct ManualClock(Arc<Mutex<Timestamp>>);
+struct ManualClock(Arc<ocp_metrics_core::ManualClock>);
 
 impl ManualClock {
     fn new() -> ManualClock {
-        ManualClock(Arc::new(Mutex::new(T0.parse().unwrap())))
+        ManualClock(Arc::new(ocp_metrics_core::ManualClock::new(
+            T0.parse().unwrap(),
+        )))
     }
-    fn clock(&self) -> Clock {
-        let at = self.0.clone();
-        Arc::new(move || *at.lock())
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.0.clone()
     }
     fn advance(&self, secs: i64) {
-        let mut at = self.0.lock();
-        *at += SignedDuration::from_secs(secs);
+        self.0.advance(SignedDuration::from_secs(secs));
     }
     fn now(&self) -> Timestamp {
-        *self.0.lock()
+        self.0.now()
     }
 }
 

@@ -591,12 +591,7 @@ impl Server {
     /// background (see [`App::ready`] to wait for it).
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
         ocp_metrics_store::private::secure_data_dir(&config.data_dir)?;
-        let clock = config.clock.clone();
-        let auth = Registry::open(
-            &config.data_dir,
-            config.auth.clone(),
-            Arc::new(move || clock.now()),
-        )?;
+        let auth = Registry::open(&config.data_dir, config.auth.clone(), config.clock.clone())?;
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let app = App {
             readiness: Arc::new(Readiness::new()),
