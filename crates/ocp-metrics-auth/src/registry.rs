@@ -170,7 +170,7 @@ impl Registry {
         clock: Arc<dyn Clock>,
     ) -> Result<Registry, AuthError> {
         config.validate()?;
-        store::create_private_dir(data_dir)
+        ocp_metrics_store::private::create_dir(data_dir)
             .map_err(|e| AuthError::storage(format!("creating {}", data_dir.display()), e))?;
         let key = store::load_or_create_key(data_dir)?;
         let state = store::load_state(data_dir)?;
