@@ -182,7 +182,8 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        let cases: &[(&[u8], &[(&str, &str)])] = &[
+        type Case<'a> = (&'a [u8], &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
             (b"", &[]),
             (b"&&", &[]),
             (b"a=1&b=2", &[("a", "1"), ("b", "2")]),
