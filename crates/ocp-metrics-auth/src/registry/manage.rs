@@ -4,7 +4,7 @@ use super::{CLIENT_ID_PREFIX, PAT_PREFIX, Registry};
 use crate::domain::{ClientName, GroupGrant, ScopeSet, ts};
 use crate::error::AuthError;
 use crate::secret::{SecretHash, new_id, new_secret};
-use crate::store::{ClientRecord, TokenRecord};
+use crate::store::{ClientRecord, State, TokenRecord};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -73,10 +73,7 @@ impl Registry {
     /// Deletes a client; its access tokens stop working at once. `Ok(false)` if there is no
     /// such client.
     pub fn delete_client(&self, id: &str) -> Result<bool, AuthError> {
-        let deleted = self.mutate(|st| {
-            let deleted = st.clients.remove(id).is_some();
-            (deleted, deleted)
-        })?;
+        let deleted = self.remove_record(|st| st.clients.remove(id).is_some())?;
         if deleted {
             tracing::info!(client_id = %id, "deleted API client");
         }
@@ -129,14 +126,20 @@ impl Registry {
     /// Revokes a personal access token at once, forgetting it. `Ok(false)` if there is no such
     /// token.
     pub fn revoke_token(&self, id: &str) -> Result<bool, AuthError> {
-        let revoked = self.mutate(|st| {
-            let revoked = st.tokens.remove(id).is_some();
-            (revoked, revoked)
-        })?;
+        let revoked = self.remove_record(|st| st.tokens.remove(id).is_some())?;
         if revoked {
             tracing::info!(token_id = %id, "revoked personal access token");
         }
         Ok(revoked)
+    }
+
+    /// Runs `remove` on a copy of the state, saving and publishing it only when it removed a
+    /// record. Says whether it did.
+    fn remove_record(&self, remove: impl FnOnce(&mut State) -> bool) -> Result<bool, AuthError> {
+        self.mutate(|st| {
+            let removed = remove(st);
+            (removed, removed)
+        })
     }
 }
 
