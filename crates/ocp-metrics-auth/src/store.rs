@@ -4,11 +4,10 @@
 //! one implementation of tmp + fsync + rename + directory fsync in the workspace, next to the
 //! data directory's 0700/0600 modes), so a crash leaves either the old or the new content.
 
-use crate::domain::{ClientName, GroupGrant, ScopeSet, ts};
 use crate::error::AuthError;
 use crate::jwt::{KEY_BYTES, SigningKey};
+use crate::registry::{ClientInfo, TokenInfo};
 use crate::secret::{SecretHash, random_bytes};
-use jiff::Timestamp;
 use ocp_metrics_store::private;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,27 +22,21 @@ pub const KEY_FILE: &str = "auth-jwt-hs256.key";
 /// The registry file's format version; bump it on an incompatible change.
 const FORMAT_VERSION: u32 = 1;
 
+/// A client as stored: what the admin API shows of it, and the hash of its secret. Flattened,
+/// so the file holds one object per client with the hash as its last field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ClientRecord {
-    pub id: String,
-    pub name: ClientName,
-    pub groups: GroupGrant,
-    pub scopes: ScopeSet,
-    #[serde(with = "ts")]
-    pub created_at: Timestamp,
+    #[serde(flatten)]
+    pub info: ClientInfo,
     pub secret_sha256: SecretHash,
 }
 
+/// A personal access token as stored: what the admin API shows of it, and the hash of its
+/// secret part.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TokenRecord {
-    pub id: String,
-    pub name: ClientName,
-    pub groups: GroupGrant,
-    pub scopes: ScopeSet,
-    #[serde(with = "ts")]
-    pub created_at: Timestamp,
-    #[serde(with = "ts::option")]
-    pub expires_at: Option<Timestamp>,
+    #[serde(flatten)]
+    pub info: TokenInfo,
     pub token_sha256: SecretHash,
 }
 
@@ -81,13 +74,13 @@ pub(crate) fn load_state(dir: &Path) -> Result<State, AuthError> {
     }
     let mut state = State::default();
     for c in file.clients {
-        let id = c.id.clone();
+        let id = c.info.id.clone();
         if state.clients.insert(id.clone(), c).is_some() {
             return Err(corrupt(format!("client {id} appears twice")));
         }
     }
     for t in file.tokens {
-        let id = t.id.clone();
+        let id = t.info.id.clone();
         if state.tokens.insert(id.clone(), t).is_some() {
             return Err(corrupt(format!("token {id} appears twice")));
         }

@@ -204,6 +204,44 @@ fn state_survives_reopen_and_the_files_hold_no_secret() {
     assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
 }
 
+/// A registry file as version 1 has always laid it out (one flat object per client and per
+/// token, the hash last) opens, lists and authenticates, and is written back in the same layout.
+#[test]
+fn a_version_1_registry_file_opens_and_keeps_its_layout() {
+    let client = r#"{"id":"ocpm_client_ab","name":"ingest bot","groups":["ocp-qa"],"scopes":["events:write"],"created_at":"2024-03-27T11:00:00Z","secret_sha256":"83aeb0c6678c4184dfad301844e867c0e1a756e674c66f1e8eb217b585eaf3b6"}"#;
+    let token = r#"{"id":"0f","name":"wallboard","groups":["*"],"scopes":["metrics:read"],"created_at":"2024-03-27T11:30:00Z","expires_at":null,"token_sha256":"653686dca9efee3644e1f15660555310ae0fc2c84f572840739c35e0f217d2e9"}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(REGISTRY_FILE);
+    std::fs::write(
+        &file,
+        format!(r#"{{"version":1,"clients":[{client}],"tokens":[{token}]}}"#),
+    )
+    .unwrap();
+    let clock = ManualClock::new();
+    let reg = open(dir.path(), &clock);
+    assert_eq!(reg.list_clients()[0].name.as_str(), "ingest bot");
+    assert_eq!(reg.list_tokens()[0].expires_at, None);
+    let access = reg
+        .issue_access_token("ocpm_client_ab", "Secret-1", None)
+        .unwrap();
+    let grants = reg.authenticate(&access.access_token).unwrap();
+    assert_eq!(grants.subject, "ocpm_client_ab");
+    assert_eq!(grants.groups, groups(&["ocp-qa"]));
+    let grants = reg.authenticate("ocpm_pat_0f_Tok_en-2").unwrap();
+    assert_eq!(grants.groups, GroupGrant::All);
+    // A change rewrites the file; the records that stay are written back with the same fields
+    // and values.
+    let (other, _) = reg
+        .create_client(name("other"), groups(&["*"]), scopes(BOTH))
+        .unwrap();
+    assert!(reg.delete_client(&other.id).unwrap());
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    assert_eq!(written["clients"], serde_json::json!([json(client)]));
+    assert_eq!(written["tokens"], serde_json::json!([json(token)]));
+}
+
 #[test]
 fn corrupt_files_are_refused_at_open() {
     let clock = ManualClock::new();

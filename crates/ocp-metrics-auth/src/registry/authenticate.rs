@@ -64,13 +64,13 @@ impl Registry {
             Some(r) if hash.matches(secret) => r,
             _ => return Err(Reason::RevokedOrUnknown),
         };
-        if record.expires_at.is_some_and(|at| self.now() >= at) {
+        if record.info.expires_at.is_some_and(|at| self.now() >= at) {
             return Err(Reason::Expired);
         }
         Ok(Grants {
-            subject: record.id.clone(),
-            groups: record.groups.clone(),
-            scopes: record.scopes.clone(),
+            subject: record.info.id.clone(),
+            groups: record.info.groups.clone(),
+            scopes: record.info.scopes.clone(),
         })
     }
 

@@ -52,7 +52,7 @@ impl Registry {
                 && hash.matches(client_secret)
                 && !client_secret.is_empty();
             match record {
-                Some(r) if secret_ok && client_id.len() <= MAX_CREDENTIAL_BYTES => r.clone(),
+                Some(r) if secret_ok && client_id.len() <= MAX_CREDENTIAL_BYTES => r.info.clone(),
                 _ => {
                     return Err(OAuthError::InvalidClient(
                         "client authentication failed: check client_id and client_secret, or \

@@ -6,10 +6,10 @@ use crate::error::AuthError;
 use crate::secret::{SecretHash, new_id, new_secret};
 use crate::store::{ClientRecord, State, TokenRecord};
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the admin API shows of a client. Never holds the secret or its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientInfo {
     pub id: String,
     pub name: ClientName,
@@ -20,7 +20,7 @@ pub struct ClientInfo {
 }
 
 /// What the admin API shows of a personal access token. Never holds the token or its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenInfo {
     pub id: String,
     pub name: ClientName,
@@ -43,16 +43,18 @@ impl Registry {
         scopes: ScopeSet,
     ) -> Result<(ClientInfo, String), AuthError> {
         let secret = new_secret();
-        let record = ClientRecord {
+        let info = ClientInfo {
             id: format!("{CLIENT_ID_PREFIX}{}", new_id()),
             name,
             groups,
             scopes,
             created_at: self.now(),
+        };
+        let record = ClientRecord {
+            info: info.clone(),
             secret_sha256: SecretHash::of(&secret),
         };
-        let info = client_info(&record);
-        self.mutate(|st| (true, st.clients.insert(record.id.clone(), record)))?;
+        self.mutate(|st| (true, st.clients.insert(info.id.clone(), record)))?;
         tracing::info!(client_id = %info.id, name = %info.name, "created API client");
         Ok((info, secret))
     }
@@ -64,7 +66,7 @@ impl Registry {
             .read()
             .clients
             .values()
-            .map(client_info)
+            .map(|r| r.info.clone())
             .collect();
         v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         v
@@ -101,24 +103,32 @@ impl Registry {
         let id = new_id();
         let secret = new_secret();
         let token = format!("{PAT_PREFIX}{id}_{secret}");
-        let record = TokenRecord {
+        let info = TokenInfo {
             id,
             name,
             groups,
             scopes,
             created_at: now,
             expires_at,
+        };
+        let record = TokenRecord {
+            info: info.clone(),
             token_sha256: SecretHash::of(&secret),
         };
-        let info = token_info(&record);
-        self.mutate(|st| (true, st.tokens.insert(record.id.clone(), record)))?;
+        self.mutate(|st| (true, st.tokens.insert(info.id.clone(), record)))?;
         tracing::info!(token_id = %info.id, name = %info.name, "created personal access token");
         Ok((info, token))
     }
 
     /// All personal access tokens, expired ones included, oldest first.
     pub fn list_tokens(&self) -> Vec<TokenInfo> {
-        let mut v: Vec<_> = self.state.read().tokens.values().map(token_info).collect();
+        let mut v: Vec<_> = self
+            .state
+            .read()
+            .tokens
+            .values()
+            .map(|r| r.info.clone())
+            .collect();
         v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         v
     }
@@ -140,26 +150,5 @@ impl Registry {
             let removed = remove(st);
             (removed, removed)
         })
-    }
-}
-
-fn client_info(r: &ClientRecord) -> ClientInfo {
-    ClientInfo {
-        id: r.id.clone(),
-        name: r.name.clone(),
-        groups: r.groups.clone(),
-        scopes: r.scopes.clone(),
-        created_at: r.created_at,
-    }
-}
-
-fn token_info(r: &TokenRecord) -> TokenInfo {
-    TokenInfo {
-        id: r.id.clone(),
-        name: r.name.clone(),
-        groups: r.groups.clone(),
-        scopes: r.scopes.clone(),
-        created_at: r.created_at,
-        expires_at: r.expires_at,
     }
 }
