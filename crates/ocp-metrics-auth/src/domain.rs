@@ -1,12 +1,15 @@
 //! Domain types. Each is built only by a fallible constructor, so a value in hand is valid.
 
 use crate::error::AuthError;
+use ocp_metrics_core::GroupName;
+use ocp_metrics_core::limits::EVENT_STRING_BYTES_MAX;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// Longest group name, in bytes.
-pub const MAX_GROUP_NAME_BYTES: usize = 256;
+/// Longest group name, in bytes: the events' own bound, since grants name the groups events
+/// are written to.
+pub const MAX_GROUP_NAME_BYTES: usize = EVENT_STRING_BYTES_MAX;
 /// Longest client or token name, in characters.
 pub const MAX_NAME_CHARS: usize = 128;
 /// Most groups one client or token may be granted; keeps tokens (which carry them) small.
@@ -120,38 +123,6 @@ impl From<ScopeSet> for Vec<Scope> {
     }
 }
 
-/// The name of an OCP group (organization): 1 to 128 bytes of `[A-Za-z0-9._-]`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GroupName(String);
-
-impl GroupName {
-    pub fn parse(s: &str) -> Result<GroupName, AuthError> {
-        // The same rule as the events' `group` field (1 to 256 bytes, no control characters),
-        // so that every group a producer can write to can also be granted.
-        if s.is_empty()
-            || s.len() > MAX_GROUP_NAME_BYTES
-            || s.chars().any(char::is_control)
-            || s == "*"
-        {
-            return Err(AuthError::invalid(format!(
-                "groups: {s:?} is not a group name: use 1 to {MAX_GROUP_NAME_BYTES} bytes without \
-                 control characters, or [\"*\"] alone for all groups"
-            )));
-        }
-        Ok(GroupName(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for GroupName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The groups a client or token may act on. Serialized as `["*"]` or a list of names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<String>", into = "Vec<String>")]
@@ -176,8 +147,9 @@ impl GroupGrant {
                 "groups: at most {MAX_GROUPS} groups, or [\"*\"] for all groups"
             )));
         }
-        if names.iter().any(|n| n.as_ref() == "*") {
-            return if names.iter().all(|n| n.as_ref() == "*") {
+        let wildcard = |n: &S| n.as_ref() == GroupName::WILDCARD;
+        if names.iter().any(wildcard) {
+            return if names.iter().all(wildcard) {
                 Ok(GroupGrant::All)
             } else {
                 Err(AuthError::invalid(
@@ -187,7 +159,14 @@ impl GroupGrant {
         }
         let groups = names
             .iter()
-            .map(|n| GroupName::parse(n.as_ref()))
+            .map(|n| {
+                GroupName::parse(n.as_ref()).map_err(|e| {
+                    AuthError::invalid(format!(
+                        "groups: {:?} {e}; or give [\"*\"] alone for all groups",
+                        n.as_ref()
+                    ))
+                })
+            })
             .collect::<Result<BTreeSet<_>, _>>()?;
         Ok(GroupGrant::Only(groups))
     }
@@ -203,7 +182,7 @@ impl GroupGrant {
     pub fn to_strings(&self) -> Vec<String> {
         match self {
             GroupGrant::All => vec!["*".to_owned()],
-            GroupGrant::Only(groups) => groups.iter().map(|g| g.0.clone()).collect(),
+            GroupGrant::Only(groups) => groups.iter().map(|g| g.as_str().to_owned()).collect(),
         }
     }
 }
@@ -405,6 +384,33 @@ mod tests {
         for (input, ok) in cases {
             assert_eq!(GroupGrant::parse(input).is_ok(), *ok, "input {input:?}");
         }
+    }
+
+    /// A name can be granted exactly when events and queries accept it as a group: the grant
+    /// and the data side parse with the same type, and `*` is neither a group nor grantable
+    /// as one.
+    #[test]
+    fn grants_accept_the_group_names_events_accept() {
+        let too_long = "g".repeat(MAX_GROUP_NAME_BYTES + 1);
+        let names = [
+            "ocp-qa",
+            "a*",
+            "**",
+            " ",
+            "x\u{7f}",
+            "x\u{85}",
+            "",
+            too_long.as_str(),
+        ];
+        for name in names {
+            assert_eq!(
+                GroupGrant::parse(&[name]).is_ok(),
+                GroupName::parse(name).is_ok(),
+                "{name:?}"
+            );
+        }
+        assert!(GroupName::parse("*").is_err());
+        assert_eq!(GroupGrant::parse(&["*"]).unwrap(), GroupGrant::All);
     }
 
     #[test]

@@ -18,8 +18,8 @@ mod secret;
 mod store;
 
 pub use domain::{
-    ClientName, Grants, GroupGrant, GroupName, MAX_GROUP_NAME_BYTES, MAX_GROUPS, MAX_NAME_CHARS,
-    Scope, ScopeSet,
+    ClientName, Grants, GroupGrant, MAX_GROUP_NAME_BYTES, MAX_GROUPS, MAX_NAME_CHARS, Scope,
+    ScopeSet,
 };
 pub use error::{AuthError, OAuthError, Reason};
 pub use failures::{
@@ -27,8 +27,8 @@ pub use failures::{
 };
 pub use operator::{OPERATOR_TOKEN_BYTES_MAX, OPERATOR_TOKEN_CHARS_MIN, OperatorToken};
 pub use registry::{
-    AccessToken, AuthConfig, CLIENT_ID_PREFIX, ClientInfo, Clock, MAX_ACCESS_TOKEN_TTL_SECS,
-    MAX_BEARER_BYTES, MAX_CREDENTIAL_BYTES, PAT_PREFIX, Registry, TokenInfo, bearer_token,
-    check_grant_type, parse_basic_credentials, system_clock, verify_admin,
+    AccessToken, AuthConfig, CLIENT_ID_PREFIX, ClientInfo, MAX_ACCESS_TOKEN_TTL_SECS,
+    MAX_BEARER_BYTES, MAX_CREDENTIAL_BYTES, PAT_PREFIX, Registry, TokenInfo, check_grant_type,
+    verify_admin,
 };
 pub use store::{KEY_FILE, REGISTRY_FILE};

@@ -1,17 +1,18 @@
 //! The registry's files in the data directory.
 //!
-//! Both files are replaced atomically: written to a temporary file, fsynced, renamed over the
-//! old one, and the directory fsynced, so a crash leaves either the old or the new content.
+//! Both files are replaced atomically with the store crate's `private::write_atomically` (the
+//! one implementation of tmp + fsync + rename + directory fsync in the workspace, next to the
+//! data directory's 0700/0600 modes), so a crash leaves either the old or the new content.
 
-use crate::domain::{ClientName, GroupGrant, ScopeSet, ts};
 use crate::error::AuthError;
 use crate::jwt::{KEY_BYTES, SigningKey};
+use crate::registry::{ClientInfo, TokenInfo};
 use crate::secret::{SecretHash, random_bytes};
-use jiff::Timestamp;
+use ocp_metrics_store::private;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::path::Path;
 
 /// The registry of clients and tokens, in the data directory. Holds hashes, never secrets.
@@ -21,27 +22,21 @@ pub const KEY_FILE: &str = "auth-jwt-hs256.key";
 /// The registry file's format version; bump it on an incompatible change.
 const FORMAT_VERSION: u32 = 1;
 
+/// A client as stored: what the admin API shows of it, and the hash of its secret. Flattened,
+/// so the file holds one object per client with the hash as its last field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ClientRecord {
-    pub id: String,
-    pub name: ClientName,
-    pub groups: GroupGrant,
-    pub scopes: ScopeSet,
-    #[serde(with = "ts")]
-    pub created_at: Timestamp,
+    #[serde(flatten)]
+    pub info: ClientInfo,
     pub secret_sha256: SecretHash,
 }
 
+/// A personal access token as stored: what the admin API shows of it, and the hash of its
+/// secret part.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TokenRecord {
-    pub id: String,
-    pub name: ClientName,
-    pub groups: GroupGrant,
-    pub scopes: ScopeSet,
-    #[serde(with = "ts")]
-    pub created_at: Timestamp,
-    #[serde(with = "ts::option")]
-    pub expires_at: Option<Timestamp>,
+    #[serde(flatten)]
+    pub info: TokenInfo,
     pub token_sha256: SecretHash,
 }
 
@@ -79,13 +74,13 @@ pub(crate) fn load_state(dir: &Path) -> Result<State, AuthError> {
     }
     let mut state = State::default();
     for c in file.clients {
-        let id = c.id.clone();
+        let id = c.info.id.clone();
         if state.clients.insert(id.clone(), c).is_some() {
             return Err(corrupt(format!("client {id} appears twice")));
         }
     }
     for t in file.tokens {
-        let id = t.id.clone();
+        let id = t.info.id.clone();
         if state.tokens.insert(id.clone(), t).is_some() {
             return Err(corrupt(format!("token {id} appears twice")));
         }
@@ -146,49 +141,8 @@ fn warn_if_readable_by_others(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_path: &Path) {}
 
-/// Creates `dir` (and any missing parent) accessible by its owner only (mode 0700), whatever
-/// the umask. An existing directory is left as it is: the server tightens its data directory
-/// before opening the registry.
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
 /// Replaces `dir/name` with `bytes` atomically, the new file readable by its owner only.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), AuthError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let target = dir.join(name);
-    let io = |what: &str, p: &Path| {
-        let context = format!("{what} {}", p.display());
-        move |e| AuthError::storage(context, e)
-    };
-    // A leftover temporary file from a crash may have other permissions; the mode given at
-    // creation applies only to a new file, so start from none.
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(io("removing", &tmp)(e)),
-    }
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(&tmp).map_err(io("creating", &tmp))?;
-    f.write_all(bytes).map_err(io("writing", &tmp))?;
-    f.sync_all().map_err(io("syncing", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, &target).map_err(io("renaming to", &target))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("syncing directory", dir))?;
-    Ok(())
+    private::write_atomically(dir, name, &[bytes])
+        .map_err(|e| AuthError::storage(format!("saving {name}"), e))
 }

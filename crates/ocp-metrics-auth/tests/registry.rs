@@ -4,31 +4,31 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::{SignedDuration, Timestamp};
 use ocp_metrics_auth::*;
-use parking_lot::Mutex;
+use ocp_metrics_core::Clock;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 const T0: &str = "2024-03-27T12:00:00Z";
 
-/// A clock that moves only when the test says so.
+/// The core's manual clock, shared with the registry, moved in whole seconds.
 #[derive(Clone)]
-struct ManualClock(Arc<Mutex<Timestamp>>);
+struct ManualClock(Arc<ocp_metrics_core::ManualClock>);
 
 impl ManualClock {
     fn new() -> ManualClock {
-        ManualClock(Arc::new(Mutex::new(T0.parse().unwrap())))
+        ManualClock(Arc::new(ocp_metrics_core::ManualClock::new(
+            T0.parse().unwrap(),
+        )))
     }
-    fn clock(&self) -> Clock {
-        let at = self.0.clone();
-        Arc::new(move || *at.lock())
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.0.clone()
     }
     fn advance(&self, secs: i64) {
-        let mut at = self.0.lock();
-        *at += SignedDuration::from_secs(secs);
+        self.0.advance(SignedDuration::from_secs(secs));
     }
     fn now(&self) -> Timestamp {
-        *self.0.lock()
+        self.0.now()
     }
 }
 
@@ -202,6 +202,44 @@ fn state_survives_reopen_and_the_files_hold_no_secret() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+}
+
+/// A registry file as version 1 has always laid it out (one flat object per client and per
+/// token, the hash last) opens, lists and authenticates, and is written back in the same layout.
+#[test]
+fn a_version_1_registry_file_opens_and_keeps_its_layout() {
+    let client = r#"{"id":"ocpm_client_ab","name":"ingest bot","groups":["ocp-qa"],"scopes":["events:write"],"created_at":"2024-03-27T11:00:00Z","secret_sha256":"83aeb0c6678c4184dfad301844e867c0e1a756e674c66f1e8eb217b585eaf3b6"}"#;
+    let token = r#"{"id":"0f","name":"wallboard","groups":["*"],"scopes":["metrics:read"],"created_at":"2024-03-27T11:30:00Z","expires_at":null,"token_sha256":"653686dca9efee3644e1f15660555310ae0fc2c84f572840739c35e0f217d2e9"}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(REGISTRY_FILE);
+    std::fs::write(
+        &file,
+        format!(r#"{{"version":1,"clients":[{client}],"tokens":[{token}]}}"#),
+    )
+    .unwrap();
+    let clock = ManualClock::new();
+    let reg = open(dir.path(), &clock);
+    assert_eq!(reg.list_clients()[0].name.as_str(), "ingest bot");
+    assert_eq!(reg.list_tokens()[0].expires_at, None);
+    let access = reg
+        .issue_access_token("ocpm_client_ab", "Secret-1", None)
+        .unwrap();
+    let grants = reg.authenticate(&access.access_token).unwrap();
+    assert_eq!(grants.subject, "ocpm_client_ab");
+    assert_eq!(grants.groups, groups(&["ocp-qa"]));
+    let grants = reg.authenticate("ocpm_pat_0f_Tok_en-2").unwrap();
+    assert_eq!(grants.groups, GroupGrant::All);
+    // A change rewrites the file; the records that stay are written back with the same fields
+    // and values.
+    let (other, _) = reg
+        .create_client(name("other"), groups(&["*"]), scopes(BOTH))
+        .unwrap();
+    assert!(reg.delete_client(&other.id).unwrap());
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    assert_eq!(written["clients"], serde_json::json!([json(client)]));
+    assert_eq!(written["tokens"], serde_json::json!([json(token)]));
 }
 
 #[test]

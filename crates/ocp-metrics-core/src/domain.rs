@@ -18,6 +18,9 @@ pub enum DomainError {
         "must not contain control characters; found U+{code:04X} at character {at}: send printable text"
     )]
     Control { code: u32, at: usize },
+    /// `*`, which grants use for "every group", so that no group could be granted by name.
+    #[error("must not be `*`: in grants `*` means every group; name the group differently")]
+    Wildcard,
 }
 
 /// A dimension value or other bounded label: 0 to 256 bytes, no control characters.
@@ -35,15 +38,23 @@ impl Label {
     }
 }
 
-/// An OCP group (organization): 1 to 256 bytes, no control characters. It is the unit of
-/// tenancy: every series belongs to exactly one group.
+/// An OCP group (organization): 1 to 256 bytes, no control characters, not `*`. It is the
+/// unit of tenancy: every series belongs to exactly one group. Events, queries and grants all
+/// parse group names with this one type, so every group a producer can write to can be
+/// granted by name, and `*` stays free to mean "every group" in a grant.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupName(Box<str>);
 
 impl GroupName {
+    /// What a grant lists instead of names to mean every group; never a group's name.
+    pub const WILDCARD: &'static str = "*";
+
     pub fn parse(s: &str) -> Result<GroupName, DomainError> {
         if s.is_empty() {
             return Err(DomainError::Empty);
+        }
+        if s == Self::WILDCARD {
+            return Err(DomainError::Wildcard);
         }
         check_len(s, EVENT_STRING_BYTES_MAX)?;
         check_printable(s)?;
@@ -90,3 +101,35 @@ macro_rules! debug_display_as_str {
     )*};
 }
 debug_display_as_str!(Label, GroupName);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_name_table() {
+        let longest = "a".repeat(EVENT_STRING_BYTES_MAX);
+        let too_long = "a".repeat(EVENT_STRING_BYTES_MAX + 1);
+        let cases: &[(&str, Option<DomainError>)] = &[
+            ("ocp-qa", None),
+            ("has space", None),
+            ("\u{fc}n\u{ef}code", None),
+            ("a*", None),
+            ("**", None),
+            (longest.as_str(), None),
+            ("", Some(DomainError::Empty)),
+            ("*", Some(DomainError::Wildcard)),
+            (
+                too_long.as_str(),
+                Some(DomainError::TooLong {
+                    bytes: EVENT_STRING_BYTES_MAX + 1,
+                    max: EVENT_STRING_BYTES_MAX,
+                }),
+            ),
+            ("tab\there", Some(DomainError::Control { code: 9, at: 3 })),
+        ];
+        for (input, want) in cases {
+            assert_eq!(GroupName::parse(input).err(), *want, "{input:?}");
+        }
+    }
+}

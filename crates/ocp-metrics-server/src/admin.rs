@@ -2,6 +2,7 @@
 //! catalog the web page uses to offer groups and filter values.
 
 use crate::app::App;
+use crate::credentials::{basic_authorization, basic_credentials, bearer_token, form_urlencoded};
 use crate::error::ApiError;
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query as UrlQuery, State};
@@ -9,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::{
     ClientName, FailureVerdict, GroupGrant, OAuthError, OperatorToken, Scope, ScopeSet,
-    check_grant_type, parse_basic_credentials,
+    check_grant_type,
 };
 use ocp_metrics_core::Endpoint;
 use serde::Deserialize;
@@ -65,15 +66,7 @@ pub(crate) fn require_operator_token(
     endpoint: &'static str,
     hint: &str,
 ) -> Result<(), ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .unwrap_or("")
-        .trim();
+    let presented = bearer_token(headers).unwrap_or("");
     // Every accepted token is compared, so that the time taken does not say which one matched.
     let matched = accepted
         .iter()
@@ -231,10 +224,7 @@ pub async fn token(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let form: HashMap<String, String> = form_urlencoded(&body);
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    let basic = basic_authorization(&headers);
     let issued = check_grant_type(form.get("grant_type").map(String::as_str).unwrap_or(""))
         .and_then(|()| client_credentials(basic, &form))
         .and_then(|(id, secret)| {
@@ -268,7 +258,7 @@ fn client_credentials(
     form: &HashMap<String, String>,
 ) -> Result<(String, String), OAuthError> {
     match basic {
-        Some(h) => parse_basic_credentials(h),
+        Some(h) => basic_credentials(h),
         None => match (form.get("client_id"), form.get("client_secret")) {
             (Some(id), Some(secret)) => Ok((id.clone(), secret.clone())),
             _ => Err(OAuthError::InvalidClient(
@@ -276,43 +266,6 @@ fn client_credentials(
             )),
         },
     }
-}
-
-/// Decodes `application/x-www-form-urlencoded`.
-fn form_urlencoded(body: &[u8]) -> HashMap<String, String> {
-    let text = String::from_utf8_lossy(body);
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match hex_byte(&bytes[i + 1..i + 3]) {
-                Some(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                None => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_byte(two: &[u8]) -> Option<u8> {
-    u8::from_str_radix(std::str::from_utf8(two).ok()?, 16).ok()
 }
 
 /// `GET /api/v1/catalog`: the endpoints, their metrics and dimensions, the caller's groups that

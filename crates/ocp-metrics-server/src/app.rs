@@ -3,6 +3,7 @@
 use crate::connections::{
     self, BodyReadTimeout, ConnectionHandle, ConnectionStats, ConnectionTimeouts, DeadlineBody,
 };
+use crate::credentials::bearer_token;
 use crate::error::ApiError;
 use crate::{admin, ingest, prometheus, query};
 use axum::Router;
@@ -12,7 +13,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use ocp_metrics_auth::{AuthConfig, Grants, OperatorToken, Registry, Scope, bearer_token};
+use ocp_metrics_auth::{AuthConfig, AuthError, Grants, OperatorToken, Reason, Registry, Scope};
 use ocp_metrics_core::{Clock, Endpoint};
 use ocp_metrics_service::{Backend, OpenBackend};
 use std::net::SocketAddr;
@@ -228,10 +229,8 @@ impl App {
 
     /// Authenticates the bearer token, checks the scope and the caller's rate.
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<Grants, ApiError> {
-        let authz = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let grants = self.auth.authenticate(bearer_token(authz)?)?;
+        let token = bearer_token(headers).ok_or(AuthError::Unauthenticated(Reason::Missing))?;
+        let grants = self.auth.authenticate(token)?;
         grants.require_scope(scope)?;
         if let Err(wait) = self.auth.check_rate(&grants.subject) {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -594,12 +593,7 @@ impl Server {
     /// background (see [`App::ready`] to wait for it).
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
         ocp_metrics_store::private::secure_data_dir(&config.data_dir)?;
-        let clock = config.clock.clone();
-        let auth = Registry::open(
-            &config.data_dir,
-            config.auth.clone(),
-            Arc::new(move || clock.now()),
-        )?;
+        let auth = Registry::open(&config.data_dir, config.auth.clone(), config.clock.clone())?;
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let app = App {
             readiness: Arc::new(Readiness::new()),

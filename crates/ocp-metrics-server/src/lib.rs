@@ -9,6 +9,7 @@ mod admin;
 mod app;
 mod assets;
 mod connections;
+mod credentials;
 mod error;
 mod ingest;
 mod live;

@@ -383,7 +383,8 @@ fn described_schemas() -> Vec<(&'static str, Schema)> {
 const LOCAL_TIME_PATTERN: &str =
     r"^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?$";
 
-/// A group name: no control characters (its length is bounded in bytes, 1 to 256).
+/// A group name: no control characters (its length is bounded in bytes, 1 to 256). `*` alone is
+/// refused too; the pattern does not say so, to stay within regex dialects without lookahead.
 const GROUP_PATTERN: &str = r"^[^\u0000-\u001f\u007f]+$";
 
 fn query_schema_name(endpoint: Endpoint) -> String {

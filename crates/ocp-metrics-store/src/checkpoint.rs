@@ -19,10 +19,11 @@
 //! version 1, so an upgrade never strands a checkpoint whose log was already truncated.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::log::{LogPosition, sync_dir};
+use crate::log::LogPosition;
+use crate::private::TMP_SUFFIX;
 
 /// How many valid checkpoints are kept after a save: the newest, plus older ones to fall back to
 /// when the newest turns out torn or corrupt.
@@ -43,8 +44,6 @@ const CHECKPOINT_CRC_OFFSET: usize = CHECKPOINT_HEADER_BYTES - 4;
 const CHECKPOINT_FILE_PREFIX: &str = "checkpoint-";
 const CHECKPOINT_FILE_SUFFIX: &str = ".bin";
 const CHECKPOINT_FILE_DIGITS: usize = 20;
-/// Appended to the final name while a checkpoint is being written.
-const TMP_SUFFIX: &str = ".tmp";
 
 /// A checkpoint read back from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,13 +190,11 @@ impl CheckpointStore for FileCheckpoints {
     fn save(&mut self, pos: LogPosition, bytes: &[u8]) -> Result<(), CheckpointError> {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let path = checkpoint_path(&self.dir, seq);
-        let tmp = tmp_path(&path);
-        if let Err(error) = write_durably(&self.dir, &tmp, &path, pos, bytes) {
-            // Best effort: a leftover is deleted by the next open anyway.
-            let _ = fs::remove_file(&tmp);
-            return Err(error);
-        }
+        // Atomic, so a crash at any point leaves either the complete new checkpoint or none of
+        // it; an unfinished one is deleted by the next open.
+        let header = encode_header(pos, bytes);
+        crate::private::write_atomically(&self.dir, &checkpoint_name(seq), &[&header, bytes])
+            .map_err(io_context("write checkpoint"))?;
         self.kept.push(Kept { seq, pos });
         self.prune();
         Ok(())
@@ -234,31 +231,6 @@ impl CheckpointStore for FileCheckpoints {
             .min()
             .unwrap_or(LogPosition::START)
     }
-}
-
-/// Writes the checkpoint to `tmp`, makes it durable, and atomically publishes it as `path`, so a
-/// crash at any point leaves either the complete new checkpoint or none of it.
-fn write_durably(
-    dir: &Path,
-    tmp: &Path,
-    path: &Path,
-    pos: LogPosition,
-    payload: &[u8],
-) -> Result<(), CheckpointError> {
-    let mut file = crate::private::file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(tmp)
-        .map_err(io_context("create temporary checkpoint"))?;
-    file.write_all(&encode_header(pos, payload))
-        .map_err(io_context("write checkpoint header"))?;
-    file.write_all(payload)
-        .map_err(io_context("write checkpoint payload"))?;
-    file.sync_all().map_err(io_context("fsync checkpoint"))?;
-    drop(file);
-    fs::rename(tmp, path).map_err(io_context("rename checkpoint"))?;
-    sync_dir(dir).map_err(io_context("fsync checkpoint directory"))
 }
 
 /// The header for `payload` covering the log up to `pos`.
@@ -356,17 +328,13 @@ fn read_checkpoint(path: &Path) -> Result<Payload, Invalid> {
 }
 
 /// The final file name of checkpoint `seq`.
-fn checkpoint_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!(
-        "{CHECKPOINT_FILE_PREFIX}{seq:0CHECKPOINT_FILE_DIGITS$}{CHECKPOINT_FILE_SUFFIX}"
-    ))
+fn checkpoint_name(seq: u64) -> String {
+    format!("{CHECKPOINT_FILE_PREFIX}{seq:0CHECKPOINT_FILE_DIGITS$}{CHECKPOINT_FILE_SUFFIX}")
 }
 
-/// The temporary name a checkpoint is written under before being renamed to `path`.
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(TMP_SUFFIX);
-    PathBuf::from(name)
+/// The final path of checkpoint `seq`.
+fn checkpoint_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(checkpoint_name(seq))
 }
 
 /// The sequence number encoded in a checkpoint file name, if it is one.

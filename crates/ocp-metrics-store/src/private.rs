@@ -4,7 +4,7 @@
 //! that no umask leaves a window in which another local user can read them.
 
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 
 /// Mode of every directory the server creates under (and including) its data directory.
@@ -35,6 +35,56 @@ pub fn file_options() -> OpenOptions {
         options.mode(FILE_MODE);
     }
     options
+}
+
+/// Appended to a file's name while [`write_atomically`] writes it; a file so named is an
+/// unfinished write, which its owner may delete when it opens the directory.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// Replaces `dir/name` with the concatenation of `parts` so that a crash at any point leaves
+/// either the old content or the new, never a mix: the parts are written to `name` +
+/// [`TMP_SUFFIX`] (created with [`FILE_MODE`]), fsynced, renamed over `name`, and `dir` fsynced
+/// so that the rename itself survives a crash. Parts rather than one slice let a caller put a
+/// header before a large payload without copying it. A leftover temporary file (from a crash)
+/// is removed first, because the mode given at creation applies only to a new file; on failure
+/// the temporary file is removed again, best effort. Errors name the step and the file.
+pub fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
+    let target = dir.join(name);
+    remove_if_present(&tmp).map_err(annotate("removing the leftover", &tmp))?;
+    let written = write_and_sync(&tmp, parts).and_then(|()| {
+        fs::rename(&tmp, &target).map_err(annotate("renaming over", &target))?;
+        crate::log::sync_dir(dir).map_err(annotate("syncing the directory", dir))
+    });
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Creates `tmp` with [`FILE_MODE`], writes `parts` to it and makes them durable.
+fn write_and_sync(tmp: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let mut file = file_options()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(annotate("creating", tmp))?;
+    for part in parts {
+        file.write_all(part).map_err(annotate("writing", tmp))?;
+    }
+    file.sync_all().map_err(annotate("syncing", tmp))
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Adds what was being done to which file to an I/O error, keeping its kind.
+fn annotate<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> io::Error + 'p {
+    move |e| io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
 
 /// Prepares the data directory at start: creates it private, and tightens every directory and
@@ -109,6 +159,36 @@ mod tests {
             .write_all(b"x")
             .unwrap();
         assert_eq!(mode(&file), FILE_MODE);
+    }
+
+    #[test]
+    fn atomic_writes_replace_the_file_privately_and_leave_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let tmp = dir.path().join(format!("state{TMP_SUFFIX}"));
+        // A leftover from a crash, readable by everyone: replaced, not reused.
+        fs::write(&tmp, b"stale").unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomically(dir.path(), "state", &[b"head", b"", b"er"]).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"header");
+        assert_eq!(mode(&path), FILE_MODE);
+        assert!(!tmp.exists());
+        write_atomically(dir.path(), "state", &[b"second"]).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_atomic_write_keeps_the_old_file_and_names_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("state"), b"old").unwrap();
+        // Renaming a file over a non-empty directory fails after the temporary file was written.
+        fs::create_dir(dir.path().join("busy")).unwrap();
+        fs::write(dir.path().join("busy/x"), b"").unwrap();
+        let err = write_atomically(dir.path(), "busy", &[b"new"]).unwrap_err();
+        assert!(err.to_string().starts_with("renaming over "), "{err}");
+        assert!(!dir.path().join(format!("busy{TMP_SUFFIX}")).exists());
+        assert_eq!(fs::read(dir.path().join("state")).unwrap(), b"old");
     }
 
     #[test]

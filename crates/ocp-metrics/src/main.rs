@@ -6,7 +6,7 @@ mod demo;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ocp_metrics_auth::OperatorToken;
+use ocp_metrics_auth::{AuthConfig, OperatorToken};
 use ocp_metrics_core::limits::{
     DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX, SERIES_PER_GROUP_MAX,
 };
@@ -107,26 +107,26 @@ struct ServeArgs {
     #[arg(long, default_value_t = 60)]
     demo_days: u32,
     /// Lifetime of access tokens issued by /oauth2/token, in seconds.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = AuthConfig::default().access_token_ttl.as_secs())]
     access_token_ttl_seconds: u64,
     /// Requests per second allowed per client or token (token bucket rate).
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, default_value_t = AuthConfig::default().rate_per_second)]
     rate_per_second: f64,
     /// Burst size of the per-client token bucket.
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = AuthConfig::default().rate_burst)]
     rate_burst: f64,
     /// Largest ingest body as sent, in bytes.
-    #[arg(long, default_value_t = 32 << 20)]
+    #[arg(long, default_value_t = Limits::default().body_bytes_max)]
     body_bytes_max: usize,
     /// Largest ingest body after gzip decompression, in bytes.
-    #[arg(long, default_value_t = 256 << 20)]
+    #[arg(long, default_value_t = Limits::default().decoded_bytes_max)]
     decoded_bytes_max: usize,
     /// Most events in one ingest request.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = Limits::default().events_per_request_max)]
     events_per_request_max: usize,
     /// Ingest bytes parsed or committed at once (as sent plus decompressed); past it ingest
     /// answers 503 (413 if one request alone needs more).
-    #[arg(long, default_value_t = 256 << 20)]
+    #[arg(long, default_value_t = Limits::default().inflight_ingest_bytes_max)]
     inflight_ingest_bytes_max: usize,
     /// Open HTTP connections at once; past it a new connection closes the one idle longest,
     /// or is answered 503 and closed if every one serves a request.
@@ -216,7 +216,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 header_read_timeout_ms: args.header_read_timeout_ms,
                 body_read_timeout_ms: args.body_read_timeout_ms,
             },
-            auth: ocp_metrics_auth::AuthConfig {
+            auth: AuthConfig {
                 access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),
                 rate_per_second: args.rate_per_second,
                 rate_burst: args.rate_burst,
@@ -339,4 +339,34 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: draining requests and writing a checkpoint");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `serve` without flags runs with the library defaults, and those are the values
+    /// docs/api.md documents for the rate limit and the ingest bounds.
+    #[test]
+    fn serve_defaults_are_the_documented_ones() {
+        let Command::Serve(args) = Cli::try_parse_from(["ocp-metrics", "serve"])
+            .unwrap()
+            .command
+        else {
+            panic!("`serve` parsed as another command");
+        };
+        assert_eq!(args.rate_per_second, 200.0);
+        assert_eq!(args.rate_burst, 1000.0);
+        assert_eq!(args.access_token_ttl_seconds, 3600);
+        assert_eq!(args.body_bytes_max, 32 << 20);
+        assert_eq!(args.decoded_bytes_max, 256 << 20);
+        assert_eq!(args.events_per_request_max, 200_000);
+        assert_eq!(args.inflight_ingest_bytes_max, 256 << 20);
+        assert_eq!(args.connections_max, CONNECTIONS_MAX_DEFAULT);
+        let auth = AuthConfig::default();
+        assert_eq!(
+            (args.rate_per_second, args.rate_burst),
+            (auth.rate_per_second, auth.rate_burst)
+        );
+    }
 }

@@ -1270,6 +1270,13 @@ fn error_statuses() {
             400,
         ),
         (
+            "wildcard group (`*` means every group only in grants)",
+            "POST",
+            RT_DIALOGS_V3,
+            Some(edit(json!({"group": "*"})).to_string()),
+            400,
+        ),
+        (
             "impossible date",
             "POST",
             RT_DIALOGS_V3,
@@ -1415,6 +1422,7 @@ fn error_statuses() {
             test_flag not a boolean: 400 filter `test_flag` takes a boolean, e.g. "test_flag": false
             bad date format: 400 `start` `2024-03-27T10:00:00Z` is not a valid date of the form yyyy/MM/dd HH:mm:ss or yyyy/MM/dd HH:mm:ss.SSS (years 0001 to 9998), e.g. 2024/03/27 12:00:00
             empty group: 400 `group` must not be empty
+            wildcard group (`*` means every group only in grants): 400 `group` must not be `*`: in grants `*` means every group; name the group differently
             impossible date: 400 `start` `2024/02/30 10:00:00` is not a valid date of the form yyyy/MM/dd HH:mm:ss or yyyy/MM/dd HH:mm:ss.SSS (years 0001 to 9998), e.g. 2024/03/27 12:00:00
             end before start: 400 `end` must be after `start`; swap them or widen the range
             end equals start: 400 `end` must be after `start`; swap them or widen the range
