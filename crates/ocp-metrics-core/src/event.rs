@@ -3,6 +3,7 @@
 //! wrong and how. Only normalised events reach the log and the rollups.
 
 use crate::domain::{DomainError, GroupName, Label};
+use crate::echo::clip;
 use crate::limits::{
     BATCH_RETENTION_SECONDS, EVENT_COUNT_MAX, EVENT_FUTURE_SKEW_SECONDS_MAX, EVENT_ID_CHARS_MAX,
     EVENT_STRING_BYTES_MAX,
@@ -396,14 +397,6 @@ fn label_lit(s: &str) -> Label {
 
 fn domain_error(field: &'static str, e: DomainError) -> EventError {
     EventError::new(field, e.to_string())
-}
-
-/// Echoes user input in messages without echoing a megabyte of it.
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! or a [`QueryError`] that says how to fix it; [`Rollups::query`] answers it.
 
 use crate::domain::GroupName;
+use crate::echo::clip;
 use crate::limits::{
     ANSWER_POINTS_MAX, ANSWER_SERIES_MAX, BATCH_RETENTION_SECONDS, FILTER_VALUES_MAX,
     QUERY_METRICS_MAX, QUERY_START_GRACE_SECONDS, RT_RETENTION_SECONDS,
@@ -266,13 +267,6 @@ fn parse_granularity(endpoint: Endpoint, s: Option<&str>) -> Result<Granularity,
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-    }
-}
-
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 
