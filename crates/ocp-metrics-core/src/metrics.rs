@@ -499,6 +499,16 @@ fn contribution<'e>(
     at: UnixMs,
     deltas: [u64; COLUMNS_MAX],
 ) -> Contribution<'e> {
+    debug_assert!(
+        deltas[family.columns()..].iter().all(|&d| d == 0),
+        "{family:?} has no column past its {}",
+        family.columns()
+    );
+    debug_assert!(
+        !matches!(family, Family::BatchDialogs | Family::BatchMiniapps)
+            || deltas.iter().sum::<u64>() == 1,
+        "an event lands in exactly one batch class, so the classes sum to the total"
+    );
     let mut all = [""; DIMS_MAX];
     all[..dims.len()].copy_from_slice(dims);
     Contribution {
@@ -543,6 +553,26 @@ mod tests {
                 }
             }
             assert_eq!(read, vec![true; family.columns()], "{family:?}");
+        }
+    }
+
+    #[test]
+    fn batch_totals_are_the_sum_of_their_classes() {
+        for (endpoint, total) in [
+            (Endpoint::V3BatchDialogs, "dialogs"),
+            (Endpoint::V3BatchMiniapps, "totalinvocations"),
+        ] {
+            let metrics = endpoint.metrics();
+            let all: Vec<usize> = (0..endpoint.family().columns()).collect();
+            let total_columns = metrics.iter().find(|m| m.name == total).unwrap().columns;
+            assert_eq!(total_columns, all, "{total}");
+            let mut classes: Vec<usize> = metrics
+                .iter()
+                .filter(|m| m.name != total)
+                .flat_map(|m| m.columns.iter().copied())
+                .collect();
+            classes.sort_unstable();
+            assert_eq!(classes, all, "the classes of {total} read each column once");
         }
     }
 

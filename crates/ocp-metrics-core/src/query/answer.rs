@@ -26,7 +26,11 @@ impl Rollups {
         let store = self.group(q.group.as_str()).map(|g| g.family(family));
         let unfiltered = !q.drilldown && q.filters.iter().all(|f| f.values.is_empty());
         let groups = match store {
-            Some(store) if unfiltered => vec![total_group(store, q, &plan)],
+            Some(store) if unfiltered => {
+                let total = total_group(store, q, &plan);
+                debug_assert_total_is_the_sum_of_every_series(store, q, &plan, &total);
+                vec![total]
+            }
             Some(store) => collect_groups(store, q, &plan)?,
             None => Vec::new(),
         };
@@ -47,6 +51,26 @@ struct Acc {
     key: DimTuple,
     members: Vec<u32>,
     values: Vec<u64>,
+}
+
+/// The running total of a family answers unfiltered queries in one column scan; in debug builds
+/// the same answer summed over every series must equal it (the invariant that makes the shortcut
+/// correct). Linear in the series, so only in debug builds.
+fn debug_assert_total_is_the_sum_of_every_series(
+    store: &FamilyStore,
+    q: &Query,
+    plan: &BucketPlan,
+    total: &Acc,
+) {
+    if cfg!(debug_assertions)
+        && let Ok(groups) = collect_groups(store, q, plan)
+    {
+        let summed = merge_all(groups, q, plan);
+        assert_eq!(
+            summed.values, total.values,
+            "the running total equals the sum of every series"
+        );
+    }
 }
 
 /// Finds the series that match the filters and have data in range, grouped by their projection
