@@ -3,6 +3,7 @@
 //! wrong and how. Only normalised events reach the log and the rollups.
 
 use crate::domain::{DomainError, GroupName, Label};
+use crate::echo::clip;
 use crate::limits::{
     BATCH_RETENTION_SECONDS, EVENT_COUNT_MAX, EVENT_FUTURE_SKEW_SECONDS_MAX, EVENT_ID_CHARS_MAX,
     EVENT_STRING_BYTES_MAX,
@@ -43,6 +44,53 @@ pub struct EventDraft<'a> {
     pub no_matches: Option<i64>,
     pub system_errors: Option<i64>,
     pub critical_errors: Option<i64>,
+}
+
+/// What a field of an event holds (docs/api.md section 3.3): the type a producer must send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// A string (timestamps and enumerations included).
+    Text,
+    /// `true` or `false`.
+    Flag,
+    /// A whole number in `0..=EVENT_COUNT_MAX`.
+    Count,
+}
+
+/// Every field of an event as producers name it, with its type, in [`EventDraft`]'s order. It is
+/// the one list of the event's fields: the wire parser names mistyped fields from it, and the
+/// tests check the wire struct, the draft and the simulator's events against it.
+pub const FIELDS: &[(&str, FieldType)] = &[
+    ("id", FieldType::Text),
+    ("type", FieldType::Text),
+    ("time", FieldType::Text),
+    ("group", FieldType::Text),
+    ("session_id", FieldType::Text),
+    ("channel", FieldType::Text),
+    ("region", FieldType::Text),
+    ("test", FieldType::Flag),
+    ("started_at", FieldType::Text),
+    ("flow_name", FieldType::Text),
+    ("flow_id", FieldType::Text),
+    ("flow_type", FieldType::Text),
+    ("locale", FieldType::Text),
+    ("root", FieldType::Flag),
+    ("outcome", FieldType::Text),
+    ("miniapp_name", FieldType::Text),
+    ("miniapp_id", FieldType::Text),
+    ("miniapp_type", FieldType::Text),
+    ("result", FieldType::Text),
+    ("fail_reason", FieldType::Text),
+    ("agent_requests", FieldType::Count),
+    ("no_inputs", FieldType::Count),
+    ("no_matches", FieldType::Count),
+    ("system_errors", FieldType::Count),
+    ("critical_errors", FieldType::Count),
+];
+
+/// The type of the event field `name`, or `None` when events have no such field.
+pub fn field_type(name: &str) -> Option<FieldType> {
+    FIELDS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
 /// Why one event was rejected. `field` names the offending field; the message says how to fix it.
@@ -396,14 +444,6 @@ fn label_lit(s: &str) -> Label {
 
 fn domain_error(field: &'static str, e: DomainError) -> EventError {
     EventError::new(field, e.to_string())
-}
-
-/// Echoes user input in messages without echoing a megabyte of it.
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 #[cfg(test)]

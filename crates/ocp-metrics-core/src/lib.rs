@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod dedupe;
 pub mod domain;
+pub mod echo;
 pub mod event;
 pub mod limits;
 pub mod metrics;

@@ -50,3 +50,6 @@ pub const RT_SESSIONS_PER_GROUP_MAX: usize = 2_000_000;
 /// family and the tuple; events of existing series are unaffected, and series whose data left
 /// the retention windows are forgotten at checkpoints. Configurable: `StateLimits`.
 pub const SERIES_PER_GROUP_MAX: usize = 1_000_000;
+/// Most characters of user input echoed back in an error message: enough to recognise the value,
+/// and a megabyte-long value does not come back as a megabyte-long message.
+pub const ECHO_CHARS_MAX: usize = 64;

@@ -78,16 +78,21 @@ impl Family {
         }
     }
 
-    /// Number of counter columns per slot.
+    /// Number of counter columns per slot: the length of the family's column table.
     pub fn columns(self) -> usize {
+        self.column_table().len()
+    }
+
+    /// The family's columns in slot order (each entry is its own index).
+    fn column_table(self) -> &'static [usize] {
         match self {
-            Family::RtDialogs => 8,
-            Family::RtSessions => 1,
-            Family::RtMiniapps => 7,
-            Family::RtV2Dialogs => 9,
-            Family::BatchDialogs => 4,
-            Family::BatchSessions => 3,
-            Family::BatchMiniapps => 6,
+            Family::RtDialogs => col::RT_DIALOGS,
+            Family::RtSessions => col::RT_SESSIONS,
+            Family::RtMiniapps => col::RT_MINIAPPS,
+            Family::RtV2Dialogs => col::RT_V2_DIALOGS,
+            Family::BatchDialogs => col::BATCH_DIALOGS,
+            Family::BatchSessions => col::BATCH_SESSIONS,
+            Family::BatchMiniapps => col::BATCH_MINIAPPS,
         }
     }
 
@@ -122,51 +127,34 @@ const fn m(name: &'static str, columns: &'static [usize]) -> MetricDef {
     MetricDef { name, columns }
 }
 
-// Column layouts. Each constant names a column of one family.
+// Column layouts. Each family's columns are declared once, in slot order: the declaration
+// numbers them and makes the family's table, and `Family::columns` is the table's length, so a
+// column cannot be numbered twice, skipped, or left out of the count.
 mod col {
-    // RtDialogs
-    pub const D_COMPLETED: usize = 0;
-    pub const D_TRANSFERRED: usize = 1;
-    pub const D_TERMINATED: usize = 2;
-    pub const D_ERROR_OUTCOME: usize = 3;
-    pub const D_AGENT_REQUESTS: usize = 4;
-    pub const D_CRITICAL_ERRORS: usize = 5;
-    pub const D_NO_INPUTS: usize = 6;
-    pub const D_NO_MATCHES: usize = 7;
-    // RtMiniapps
-    pub const M_INVOCATIONS: usize = 0;
-    pub const M_SUCCESS: usize = 1;
-    pub const M_ERROR_RESULT: usize = 2;
-    pub const M_CRITICAL_ERRORS: usize = 3;
-    pub const M_AGENT_REQUESTS: usize = 4;
-    pub const M_NO_INPUTS: usize = 5;
-    pub const M_NO_MATCHES: usize = 6;
-    // RtV2Dialogs
-    pub const V2_INVOCATIONS: usize = 0;
-    pub const V2_ERROR_RESULT: usize = 1;
-    pub const V2_CRITICAL_ERRORS: usize = 2;
-    pub const V2_SUCCESS: usize = 3;
-    pub const V2_NO_INPUTS: usize = 4;
-    pub const V2_NO_MATCHES: usize = 5;
-    pub const V2_COMPLETED: usize = 6;
-    pub const V2_TRANSFERRED: usize = 7;
-    pub const V2_TERMINATED: usize = 8;
-    // BatchDialogs classes
-    pub const BD_ERROR: usize = 0;
-    pub const BD_TRANSFERRED: usize = 1;
-    pub const BD_TERMINATED: usize = 2;
-    pub const BD_OTHER: usize = 3;
-    // BatchSessions
-    pub const BS_SESSIONS: usize = 0;
-    pub const BS_DURATION10SEC: usize = 1;
-    pub const BS_INVOCATIONS: usize = 2;
-    // BatchMiniapps classes
-    pub const BM_ERROR: usize = 0;
-    pub const BM_SUCCESS: usize = 1;
-    pub const BM_FAIL: usize = 2;
-    pub const BM_HANGUP: usize = 3;
-    pub const BM_DTMF: usize = 4;
-    pub const BM_OTHER: usize = 5;
+    /// Declares a family's column table and one constant per column, numbered by its position.
+    macro_rules! columns {
+        ($table:ident: $($name:ident),+ $(,)?) => {
+            pub const $table: &[usize] = &[$($name),+];
+            columns!(@number 0; $($name),+);
+        };
+        (@number $at:expr; $name:ident $(, $rest:ident)*) => {
+            pub const $name: usize = $at;
+            columns!(@number $at + 1; $($rest),*);
+        };
+        (@number $at:expr;) => {};
+    }
+
+    columns!(RT_DIALOGS: D_COMPLETED, D_TRANSFERRED, D_TERMINATED, D_ERROR_OUTCOME,
+        D_AGENT_REQUESTS, D_CRITICAL_ERRORS, D_NO_INPUTS, D_NO_MATCHES);
+    columns!(RT_SESSIONS: S_INITIATED);
+    columns!(RT_MINIAPPS: M_INVOCATIONS, M_SUCCESS, M_ERROR_RESULT, M_CRITICAL_ERRORS,
+        M_AGENT_REQUESTS, M_NO_INPUTS, M_NO_MATCHES);
+    columns!(RT_V2_DIALOGS: V2_INVOCATIONS, V2_ERROR_RESULT, V2_CRITICAL_ERRORS, V2_SUCCESS,
+        V2_NO_INPUTS, V2_NO_MATCHES, V2_COMPLETED, V2_TRANSFERRED, V2_TERMINATED);
+    // The batch dialog and miniApp columns are classes: every event lands in exactly one.
+    columns!(BATCH_DIALOGS: BD_ERROR, BD_TRANSFERRED, BD_TERMINATED, BD_OTHER);
+    columns!(BATCH_SESSIONS: BS_SESSIONS, BS_DURATION10SEC, BS_INVOCATIONS);
+    columns!(BATCH_MINIAPPS: BM_ERROR, BM_SUCCESS, BM_FAIL, BM_HANGUP, BM_DTMF, BM_OTHER);
 }
 use col::*;
 
@@ -180,7 +168,7 @@ const RT_DIALOGS_V3: &[MetricDef] = &[
     m("dialogs_transferred", &[D_TRANSFERRED]),
     m("dialogs_terminated", &[D_TERMINATED]),
 ];
-const RT_SESSIONS: &[MetricDef] = &[m("session.initiated", &[0])];
+const RT_SESSIONS: &[MetricDef] = &[m("session.initiated", &[S_INITIATED])];
 const RT_MINIAPPS_V3: &[MetricDef] = &[
     m("miniapps_agent_requests", &[M_AGENT_REQUESTS]),
     m("miniapps_invocations", &[M_INVOCATIONS]),
@@ -511,6 +499,16 @@ fn contribution<'e>(
     at: UnixMs,
     deltas: [u64; COLUMNS_MAX],
 ) -> Contribution<'e> {
+    debug_assert!(
+        deltas[family.columns()..].iter().all(|&d| d == 0),
+        "{family:?} has no column past its {}",
+        family.columns()
+    );
+    debug_assert!(
+        !matches!(family, Family::BatchDialogs | Family::BatchMiniapps)
+            || deltas.iter().sum::<u64>() == 1,
+        "an event lands in exactly one batch class, so the classes sum to the total"
+    );
     let mut all = [""; DIMS_MAX];
     all[..dims.len()].copy_from_slice(dims);
     Contribution {
@@ -523,4 +521,97 @@ fn contribution<'e>(
 
 pub fn bool_str(b: bool) -> &'static str {
     if b { "true" } else { "false" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::ev;
+
+    #[test]
+    fn column_tables_number_their_columns_in_slot_order() {
+        for family in Family::ALL {
+            let table = family.column_table();
+            assert_eq!(family.columns(), table.len(), "{family:?}");
+            for (slot, column) in table.iter().enumerate() {
+                assert_eq!(*column, slot, "{family:?} column {slot}");
+            }
+        }
+        let widest = Family::ALL.iter().map(|f| f.columns()).max();
+        assert_eq!(widest, Some(COLUMNS_MAX));
+    }
+
+    #[test]
+    fn every_column_is_read_by_some_metric_and_no_metric_reads_past_its_family() {
+        for family in Family::ALL {
+            let mut read = vec![false; family.columns()];
+            let endpoints = Endpoint::ALL.into_iter().filter(|e| e.family() == family);
+            for metric in endpoints.flat_map(|e| e.metrics()) {
+                for &column in metric.columns {
+                    assert!(column < family.columns(), "{family:?} {}", metric.name);
+                    read[column] = true;
+                }
+            }
+            assert_eq!(read, vec![true; family.columns()], "{family:?}");
+        }
+    }
+
+    #[test]
+    fn batch_totals_are_the_sum_of_their_classes() {
+        for (endpoint, total) in [
+            (Endpoint::V3BatchDialogs, "dialogs"),
+            (Endpoint::V3BatchMiniapps, "totalinvocations"),
+        ] {
+            let metrics = endpoint.metrics();
+            let all: Vec<usize> = (0..endpoint.family().columns()).collect();
+            let total_columns = metrics.iter().find(|m| m.name == total).unwrap().columns;
+            assert_eq!(total_columns, all, "{total}");
+            let mut classes: Vec<usize> = metrics
+                .iter()
+                .filter(|m| m.name != total)
+                .flat_map(|m| m.columns.iter().copied())
+                .collect();
+            classes.sort_unstable();
+            assert_eq!(classes, all, "the classes of {total} read each column once");
+        }
+    }
+
+    #[test]
+    fn contributions_write_only_the_columns_of_their_family() {
+        let events = [
+            ev(&[("type", "session_end"), ("started_at", "10:00")]),
+            ev(&[("type", "dialog_end"), ("root", "true"), ("no_inputs", "3")]),
+            ev(&[
+                ("type", "dialog_end"),
+                ("root", "true"),
+                ("outcome", "error"),
+            ]),
+            ev(&[
+                ("type", "miniapp_end"),
+                ("agent_requests", "2"),
+                ("no_matches", "1"),
+            ]),
+            ev(&[("type", "miniapp_end"), ("result", "dtmf_escape")]),
+        ];
+        let mut seen = Vec::new();
+        for e in &events {
+            contributions(e, |c| {
+                assert_eq!(
+                    c.deltas[c.family.columns()..],
+                    [0; COLUMNS_MAX][c.family.columns()..]
+                );
+                seen.push(c.family);
+            });
+        }
+        seen.sort();
+        seen.dedup();
+        let written: Vec<_> = Family::ALL
+            .into_iter()
+            .filter(|f| *f != Family::RtSessions)
+            .collect();
+        assert_eq!(
+            seen, written,
+            "every family but real-time sessions gets a contribution"
+        );
+    }
 }

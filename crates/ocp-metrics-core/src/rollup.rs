@@ -237,8 +237,8 @@ impl GroupState {
             None => (lo, hi),
         };
         debug_assert!(
-            old.is_none_or(|(f, l)| first <= f && l <= last),
-            "spans only widen"
+            first <= last && old.is_none_or(|(f, l)| first <= f && l <= last),
+            "spans are ordered and only widen"
         );
         // Only the newly covered slots count: before the old span and after it (or the whole
         // span when new), never behind the horizon.
@@ -292,6 +292,11 @@ impl FamilyStore {
 
     /// Adds `deltas` at `slot` to one series and to the running total.
     fn add(&mut self, series: u32, slot: u32, deltas: &[u64]) {
+        debug_assert_eq!(
+            deltas.len(),
+            self.family.columns(),
+            "every slot of a family has one counter per column"
+        );
         self.series[series as usize].column.add(slot, deltas);
         self.total.add(slot, deltas);
         self.oldest = self.oldest.min(slot);

@@ -1,7 +1,7 @@
 //! The wire format: JSON events in, JSON answers out. Only this module and the handlers know
 //! JSON; they hand the core plain drafts and get plain answers back.
 
-use ocp_metrics_core::event::EventDraft;
+use ocp_metrics_core::event::{EventDraft, FieldType, field_type};
 use ocp_metrics_core::query::{Answer, FilterDraft, QueryDraft};
 use serde::Deserialize;
 use serde_json::Value;
@@ -117,35 +117,6 @@ pub struct WireEvent<'a> {
     critical_errors: Option<i64>,
 }
 
-const STRING_FIELDS: &[&str] = &[
-    "id",
-    "type",
-    "time",
-    "group",
-    "session_id",
-    "channel",
-    "region",
-    "started_at",
-    "flow_name",
-    "flow_id",
-    "flow_type",
-    "locale",
-    "outcome",
-    "miniapp_name",
-    "miniapp_id",
-    "miniapp_type",
-    "result",
-    "fail_reason",
-];
-const BOOL_FIELDS: &[&str] = &["test", "root"];
-const COUNT_FIELDS: &[&str] = &[
-    "agent_requests",
-    "no_inputs",
-    "no_matches",
-    "system_errors",
-    "critical_errors",
-];
-
 impl<'a> WireEvent<'a> {
     /// Parses one JSON event. A message names the first mistyped field, since serde's own
     /// message only gives a column.
@@ -194,17 +165,18 @@ fn explain(json: &str, e: serde_json::Error) -> String {
     };
     for (k, v) in obj {
         let k = k.as_str();
-        let bad = if STRING_FIELDS.contains(&k) {
-            (!v.is_string() && !v.is_null()).then_some("a string")
-        } else if BOOL_FIELDS.contains(&k) {
-            (!v.is_boolean() && !v.is_null()).then_some("a boolean (true or false)")
-        } else if COUNT_FIELDS.contains(&k) {
-            let ok = v.is_null()
-                || v.is_i64()
-                || v.is_u64() && v.as_u64().is_some_and(|n| n <= i64::MAX as u64);
-            (!ok).then_some("a whole number >= 0")
-        } else {
-            None
+        let bad = match field_type(k) {
+            Some(FieldType::Text) => (!v.is_string() && !v.is_null()).then_some("a string"),
+            Some(FieldType::Flag) => {
+                (!v.is_boolean() && !v.is_null()).then_some("a boolean (true or false)")
+            }
+            Some(FieldType::Count) => {
+                let ok = v.is_null()
+                    || v.is_i64()
+                    || v.is_u64() && v.as_u64().is_some_and(|n| n <= i64::MAX as u64);
+                (!ok).then_some("a whole number >= 0")
+            }
+            None => None,
         };
         if let Some(expected) = bad {
             return format!("`{k}`: must be {expected}, got {}", type_name(v));
@@ -339,4 +311,50 @@ pub fn answer_json(a: &Answer) -> String {
 
 fn push_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocp_metrics_core::event::FIELDS;
+
+    /// A JSON value of the given type.
+    fn sample(t: FieldType) -> &'static str {
+        match t {
+            FieldType::Text => "\"x\"",
+            FieldType::Flag => "true",
+            FieldType::Count => "7",
+        }
+    }
+
+    /// Serde skips unknown keys, so a field of the core's list that `WireEvent` lacks (or does not
+    /// pass on to the draft) would leave the draft empty.
+    #[test]
+    fn every_event_field_reaches_the_draft() {
+        let empty = format!("{:?}", EventDraft::default());
+        for (name, t) in FIELDS {
+            let json = format!("{{\"{name}\":{}}}", sample(*t));
+            let event = WireEvent::parse(&json).unwrap();
+            assert_ne!(format!("{:?}", event.draft()), empty, "`{name}` is lost");
+        }
+    }
+
+    #[test]
+    fn a_mistyped_field_is_named_with_the_type_it_needs() {
+        for (name, t) in FIELDS {
+            let wrong = match t {
+                FieldType::Text => ("7", "a string"),
+                FieldType::Flag => ("\"x\"", "a boolean (true or false)"),
+                FieldType::Count => ("\"x\"", "a whole number >= 0"),
+            };
+            let json = format!("{{\"{name}\":{}}}", wrong.0);
+            let message = WireEvent::parse(&json).unwrap_err();
+            let got = if *t == FieldType::Text {
+                "a number"
+            } else {
+                "a string"
+            };
+            assert_eq!(message, format!("`{name}`: must be {}, got {got}", wrong.1));
+        }
+    }
 }

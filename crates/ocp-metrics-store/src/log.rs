@@ -424,6 +424,7 @@ impl EventLog for FileLog {
         if records.is_empty() {
             return Ok(self.end());
         }
+        let before = self.end();
         self.encode(records);
         let incoming = self.write_buf.len() as u64;
         self.rotate_if_needed(incoming)?;
@@ -434,6 +435,14 @@ impl EventLog for FileLog {
             self.active.len += incoming;
         }
         self.trim_write_buf();
+        debug_assert!(
+            if written.is_ok() {
+                self.end() > before
+            } else {
+                self.end() >= before
+            },
+            "the log's end only moves forward, and past every appended record"
+        );
         written.map(|()| self.end())
     }
 

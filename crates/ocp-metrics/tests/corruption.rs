@@ -4,6 +4,7 @@
 //! byte offset of its last records; here the whole server is checked at the telling offsets.)
 
 mod reliability;
+mod support;
 
 use reliability::{Proc, Rng, compare_all, copy_dir, files, generate, get, post, record_spans};
 use std::path::Path;

@@ -7,6 +7,7 @@
 //! where mounting is not allowed.
 
 mod reliability;
+mod support;
 
 use reliability::{Proc, Rng, compare_all, generate, post};
 use std::io::Write;

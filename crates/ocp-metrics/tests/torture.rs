@@ -14,6 +14,7 @@
 //! counted.
 
 mod reliability;
+mod support;
 
 use reliability::{
     GROUPS, Line, Proc, Rng, all_queries, discrepancy, expected_answer, generate, parse_events,

@@ -349,3 +349,19 @@ fn every_kind_of_control_character_is_named_and_printable_text_passes() {
         check("dialog_end", &[("flow_name", value)], expect);
     }
 }
+
+#[test]
+fn fields_name_every_draft_field_once() {
+    let mut names: Vec<_> = FIELDS.iter().map(|(name, _)| *name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), FIELDS.len(), "a field is listed twice");
+    // The draft's Debug form has one `None` per field, so a field added to the draft but not to
+    // the list (or the reverse) changes the count.
+    let draft = format!("{:?}", EventDraft::default());
+    assert_eq!(draft.matches("None").count(), FIELDS.len(), "{draft}");
+    assert_eq!(field_type("no_inputs"), Some(FieldType::Count));
+    assert_eq!(field_type("root"), Some(FieldType::Flag));
+    assert_eq!(field_type("type"), Some(FieldType::Text));
+    assert_eq!(field_type("kind"), None);
+}

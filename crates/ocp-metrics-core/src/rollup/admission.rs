@@ -14,6 +14,7 @@
 //! are tracked in an [`Admission`], so a commit as a whole stays within the bounds.
 
 use super::{FamilyStore, GroupState, Horizons, Rollups, known_instants};
+use crate::echo::clip;
 use crate::event::Event;
 use crate::limits::{DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX, SERIES_PER_GROUP_MAX};
 use crate::metrics::{DIMS_MAX, Family, contributions, session_dims};
@@ -317,13 +318,6 @@ fn new_session_key(group: Option<&GroupState>, e: &Event, h: Horizons) -> Option
     let key = super::session_key(e);
     let tracked = group.is_some_and(|g| g.sessions.contains_key(&key));
     (!tracked).then_some(key)
-}
-
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 #[cfg(test)]

@@ -5,14 +5,14 @@
 
 #![allow(dead_code)]
 
+use crate::support;
 use ocp_metrics_core::rollup::Horizons;
 use ocp_metrics_core::{Endpoint, Event, Query, Rollups};
 use ocp_metrics_server::wire::{WireEvent, answer_json, query_draft};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// The groups of generated events.
@@ -20,8 +20,7 @@ pub const GROUPS: [&str; 3] = ["acme", "globex", "initech"];
 
 pub const ADMIN_TOKEN: &str = "reliability-admin-0123456789abcdef01234";
 /// The server clock starts here at every start, and advances in real time.
-pub const CLOCK_START: &str = "2024-03-27T12:00:00Z";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::support::CLOCK_START;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn clock_start() -> jiff::Timestamp {
@@ -60,48 +59,14 @@ impl Proc {
     pub fn start(&mut self) -> String {
         assert!(self.child.is_none());
         self.starts += 1;
-        let log = std::fs::File::create(self.log_path()).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocp-metrics"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--clock-start", CLOCK_START])
-            .arg("--data-dir")
-            .arg(&self.data)
-            .args(["--rate-per-second", "1000000", "--rate-burst", "1000000"])
-            .args(&self.args)
-            .env("OCP_METRICS_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn ocp-metrics");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !sent && let Some(url) = line.trim().strip_prefix("listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                    sent = true;
-                }
-            }
-        });
-        match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(url) => {
-                self.base_url = url.clone();
-                self.child = Some(child);
-                url
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!(
-                    "no `listening on` line ({e}); exit {status:?}; log:\n{}",
-                    self.log_tail()
-                );
-            }
-        }
+        let mut args: Vec<String> = ["--rate-per-second", "1000000", "--rate-burst", "1000000"]
+            .map(String::from)
+            .to_vec();
+        args.extend(self.args.iter().cloned());
+        let (child, url) = support::launch(&self.data, &self.log_path(), &args, Some(ADMIN_TOKEN));
+        self.base_url = url.clone();
+        self.child = Some(child);
+        url
     }
 
     /// Starts and waits until `/readyz` answers 200.

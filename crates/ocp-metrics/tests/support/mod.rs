@@ -21,7 +21,9 @@ pub const ADMIN_TOKEN: &str = "test-admin-0123456789abcdef0123456789";
 pub const CLOCK_START: &str = "2024-03-27T12:00:00Z";
 /// Seconds of `CLOCK_START` since midnight UTC of 2024-03-27.
 const CLOCK_START_SECONDS_OF_DAY: u64 = 12 * 3600;
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a started server may take to print its `listening on` line, and to become ready:
+/// generous, since up to six test binaries share two cores.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const NDJSON: &str = "application/x-ndjson";
 pub const JSON: &str = "application/json";
@@ -84,6 +86,68 @@ impl Resp {
     }
 }
 
+/// Spawns `ocp-metrics serve` on a free port of 127.0.0.1 over `data`, with the server clock
+/// starting at [`CLOCK_START`], the extra flags `args`, and the admin API on when `admin_token`
+/// is given; the server's stderr goes to `log`. Returns the child and the base URL once the
+/// server printed its `listening on` line; it may still be recovering, so callers that need
+/// answers wait for `/readyz`. This is the one launcher of the integration tests: `TestServer`
+/// (fresh temporary data dir) and the reliability harness (a data dir that outlives restarts)
+/// both start the binary here.
+pub fn launch(
+    data: &Path,
+    log: &Path,
+    args: &[String],
+    admin_token: Option<&str>,
+) -> (Child, String) {
+    let log_file = std::fs::File::create(log).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocp-metrics"));
+    cmd.arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--clock-start", CLOCK_START])
+        .args(args)
+        .env_remove("OCP_METRICS_ADMIN_TOKEN")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file));
+    if let Some(token) = admin_token {
+        cmd.env("OCP_METRICS_ADMIN_TOKEN", token);
+    }
+    let mut child = cmd.spawn().expect("spawn ocp-metrics");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        // Keep draining stdout for the life of the process so it never sees EPIPE.
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent && let Some(url) = line.trim().strip_prefix("listening on ") {
+                let _ = tx.send(url.trim().to_string());
+                sent = true;
+            }
+        }
+    });
+    match rx.recv_timeout(STARTUP_TIMEOUT) {
+        Ok(url) => {
+            assert!(
+                url.starts_with("http://"),
+                "listening line has no http URL: {url}"
+            );
+            (child, url)
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            panic!(
+                "server did not print `listening on` within {STARTUP_TIMEOUT:?} ({e}); exit {status:?}; log:\n{}",
+                tail(log)
+            );
+        }
+    }
+}
+
 /// A running `ocp-metrics serve`. Dropping it kills the process.
 #[derive(Debug)]
 pub struct TestServer {
@@ -143,58 +207,14 @@ impl TestServer {
         assert!(self.child.is_none(), "spawn while a child runs");
         self.starts += 1;
         let log_path = self.logs.path().join(format!("server-{}.log", self.starts));
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocp-metrics"));
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(self.data.path())
-            .args(["--clock-start", CLOCK_START])
-            .args(&self.options.args)
-            .env_remove("OCP_METRICS_ADMIN_TOKEN")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
-        if self.options.admin {
-            cmd.env("OCP_METRICS_ADMIN_TOKEN", &self.admin_token);
-        }
+        let admin = self.options.admin.then_some(self.admin_token.as_str());
         self.started = Instant::now();
-        let mut child = cmd.spawn().expect("spawn ocp-metrics");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            // Keep draining stdout for the life of the process so it never sees EPIPE.
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !sent && let Some(url) = line.trim().strip_prefix("listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                    sent = true;
-                }
-            }
-        });
-        match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(url) => {
-                assert!(
-                    url.starts_with("http://"),
-                    "listening line has no http URL: {url}"
-                );
-                self.base_url = url;
-                self.child = Some(child);
-                // Requests made while the store recovers wait only briefly before a 503; on a
-                // loaded machine recovery can take longer, so every start waits for readiness.
-                self.wait_ready();
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let status = child.wait().ok();
-                panic!(
-                    "server did not print `listening on` within {STARTUP_TIMEOUT:?} ({e}); exit {status:?}; log:\n{}",
-                    tail(&log_path)
-                );
-            }
-        }
+        let (child, url) = launch(self.data.path(), &log_path, &self.options.args, admin);
+        self.base_url = url;
+        self.child = Some(child);
+        // Requests made while the store recovers wait only briefly before a 503; on a loaded
+        // machine recovery can take longer, so every start waits for readiness.
+        self.wait_ready();
     }
 
     pub fn base_url(&self) -> &str {
@@ -530,7 +550,7 @@ impl Drop for TestServer {
     }
 }
 
-fn tail(path: &PathBuf) -> String {
+fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let start = text.len().saturating_sub(6000);
     let start = (start..text.len())
