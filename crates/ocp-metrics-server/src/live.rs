@@ -21,6 +21,7 @@ use axum::extract::{Query as UrlQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::Scope;
+use ocp_metrics_core::echo::clip;
 use ocp_metrics_core::query::{Answer, FilterDraft, QueryDraft};
 use ocp_metrics_core::{Endpoint, Query};
 use ocp_metrics_service::Backend;
@@ -338,14 +339,6 @@ fn filters(json: &str) -> Result<Vec<(String, FilterDraft)>, ApiError> {
         )
     })?;
     Ok(draft.filters.unwrap_or_default())
-}
-
-fn clip(s: &str) -> &str {
-    let end = (0..=s.len().min(64))
-        .rev()
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0);
-    &s[..end]
 }
 
 /// A series' identity: its metric and tags.
