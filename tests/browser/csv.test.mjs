@@ -1,19 +1,9 @@
 // Unit test of the page's CSV cells (crates/ocp-metrics-server/assets/csv.js): formula
 // neutralisation (OWASP "CSV injection") and quoting. Run with `node --test tests/browser/`;
-// .ci/run runs it. Needs no packages: csv.js is a classic browser script, loaded here into a
-// fresh VM context the way a page would load it.
+// .ci/run runs it. Needs no packages: csv.js is an ES module without browser dependencies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import vm from 'node:vm';
-import { fileURLToPath } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const source = fs.readFileSync(path.join(here, '../../crates/ocp-metrics-server/assets/csv.js'), 'utf8');
-const context = vm.createContext({});
-vm.runInContext(source, context);
-const { csvCell, csvText } = context.OcpCsv;
+import { csvCell, csvText } from '../../crates/ocp-metrics-server/assets/csv.js';
 
 test('a text cell that a spreadsheet would run as a formula is prefixed with a quote', () => {
   const cases = [

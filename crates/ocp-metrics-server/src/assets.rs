@@ -14,17 +14,73 @@ use axum::routing::get;
 use crate::app::App;
 use crate::error::ApiError;
 
-/// Every embedded file: its path under /assets, its content type and its bytes.
+/// Every embedded file: its path under /assets, its content type and its bytes. The page's
+/// script is the ES module `main.js` and the modules it imports, one file each.
 const FILES: &[(&str, &str, &[u8])] = &[
     (
-        "app.js",
+        "main.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../assets/app.js"),
+        include_bytes!("../assets/main.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/api.js"),
+    ),
+    (
+        "cards.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/cards.js"),
+    ),
+    (
+        "catalog.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/catalog.js"),
+    ),
+    (
+        "config.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/config.js"),
     ),
     (
         "csv.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/csv.js"),
+    ),
+    (
+        "dom.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/dom.js"),
+    ),
+    (
+        "format.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/format.js"),
+    ),
+    (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/live.js"),
+    ),
+    (
+        "plot.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/plot.js"),
+    ),
+    (
+        "request.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/request.js"),
+    ),
+    (
+        "shape.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/shape.js"),
+    ),
+    (
+        "state.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/state.js"),
     ),
     (
         "app.css",

@@ -644,7 +644,7 @@ fn operations() -> Vec<(String, HttpMethod, Operation)> {
                 "reporting_asset",
                 "A file of the Reporting page.",
                 "path",
-                json!({"type": "string", "examples": ["app.js", "vendor/uPlot.iife.min.js"]}),
+                json!({"type": "string", "examples": ["main.js", "vendor/uPlot.iife.min.js"]}),
             ),
         ),
         (
