@@ -80,88 +80,88 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "OCP_METRICS_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
     /// Directory of the embedded store (created if missing).
-    #[arg(long, default_value = "./data")]
+    #[arg(long, env = "OCP_METRICS_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
     /// File holding the bearer token of the admin API (at least 32 characters; one trailing
     /// newline is ignored). Or set the environment variable OCP_METRICS_ADMIN_TOKEN; never pass
     /// a token as an argument, which other local users can read. Without either the admin API
     /// answers 404.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "OCP_METRICS_ADMIN_TOKEN_FILE", value_name = "PATH")]
     admin_token_file: Option<PathBuf>,
     /// File holding a bearer token that may scrape /metrics (the admin token may too). Or set
     /// the environment variable OCP_METRICS_METRICS_TOKEN. With neither token set, /metrics
     /// answers 404.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "OCP_METRICS_METRICS_TOKEN_FILE", value_name = "PATH")]
     metrics_token_file: Option<PathBuf>,
     /// Start the clock at this RFC 3339 instant (it then advances in real time). For demos and
     /// tests that need known bucket labels.
-    #[arg(long)]
+    #[arg(long, env = "OCP_METRICS_CLOCK_START")]
     clock_start: Option<jiff::Timestamp>,
     /// Run with built-in demo traffic: backfill history, then stream live events.
-    #[arg(long)]
+    #[arg(long, env = "OCP_METRICS_DEMO")]
     demo: bool,
     /// Days of history the demo backfills.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "OCP_METRICS_DEMO_DAYS", default_value_t = 60)]
     demo_days: u32,
     /// Lifetime of access tokens issued by /oauth2/token, in seconds.
-    #[arg(long, default_value_t = AuthConfig::default().access_token_ttl.as_secs())]
+    #[arg(long, env = "OCP_METRICS_ACCESS_TOKEN_TTL_SECONDS", default_value_t = AuthConfig::default().access_token_ttl.as_secs())]
     access_token_ttl_seconds: u64,
     /// Requests per second allowed per client or token (token bucket rate).
-    #[arg(long, default_value_t = AuthConfig::default().rate_per_second)]
+    #[arg(long, env = "OCP_METRICS_RATE_PER_SECOND", default_value_t = AuthConfig::default().rate_per_second)]
     rate_per_second: f64,
     /// Burst size of the per-client token bucket.
-    #[arg(long, default_value_t = AuthConfig::default().rate_burst)]
+    #[arg(long, env = "OCP_METRICS_RATE_BURST", default_value_t = AuthConfig::default().rate_burst)]
     rate_burst: f64,
     /// Largest ingest body as sent, in bytes.
-    #[arg(long, default_value_t = Limits::default().body_bytes_max)]
+    #[arg(long, env = "OCP_METRICS_BODY_BYTES_MAX", default_value_t = Limits::default().body_bytes_max)]
     body_bytes_max: usize,
     /// Largest ingest body after gzip decompression, in bytes.
-    #[arg(long, default_value_t = Limits::default().decoded_bytes_max)]
+    #[arg(long, env = "OCP_METRICS_DECODED_BYTES_MAX", default_value_t = Limits::default().decoded_bytes_max)]
     decoded_bytes_max: usize,
     /// Most events in one ingest request.
-    #[arg(long, default_value_t = Limits::default().events_per_request_max)]
+    #[arg(long, env = "OCP_METRICS_EVENTS_PER_REQUEST_MAX", default_value_t = Limits::default().events_per_request_max)]
     events_per_request_max: usize,
     /// Ingest bytes parsed or committed at once (as sent plus decompressed); past it ingest
     /// answers 503 (413 if one request alone needs more).
-    #[arg(long, default_value_t = Limits::default().inflight_ingest_bytes_max)]
+    #[arg(long, env = "OCP_METRICS_INFLIGHT_INGEST_BYTES_MAX", default_value_t = Limits::default().inflight_ingest_bytes_max)]
     inflight_ingest_bytes_max: usize,
     /// Open HTTP connections at once; past it a new connection closes the one idle longest,
     /// or is answered 503 and closed if every one serves a request.
-    #[arg(long, default_value_t = CONNECTIONS_MAX_DEFAULT)]
+    #[arg(long, env = "OCP_METRICS_CONNECTIONS_MAX", default_value_t = CONNECTIONS_MAX_DEFAULT)]
     connections_max: usize,
     /// While the store recovers, how long a request waits for it before answering 503, in ms.
-    #[arg(long, default_value_t = RECOVERY_REQUEST_WAIT_MS_DEFAULT)]
+    #[arg(long, env = "OCP_METRICS_RECOVERY_REQUEST_WAIT_MS", default_value_t = RECOVERY_REQUEST_WAIT_MS_DEFAULT)]
     recovery_request_wait_ms: u64,
     /// Time a client has to send a request's headers, and how long a keep-alive connection
     /// may sit idle, in ms.
-    #[arg(long, default_value_t = HEADER_READ_TIMEOUT_MS_DEFAULT)]
+    #[arg(long, env = "OCP_METRICS_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS_DEFAULT)]
     header_read_timeout_ms: u64,
     /// Time a client has to send a request's body once its headers arrived, in ms.
-    #[arg(long, default_value_t = BODY_READ_TIMEOUT_MS_DEFAULT)]
+    #[arg(long, env = "OCP_METRICS_BODY_READ_TIMEOUT_MS", default_value_t = BODY_READ_TIMEOUT_MS_DEFAULT)]
     body_read_timeout_ms: u64,
     /// Most distinct values of one dimension of one family in one group; events that would add
     /// more are rejected, naming the dimension.
-    #[arg(long, default_value_t = DIMENSION_VALUES_MAX)]
+    #[arg(long, env = "OCP_METRICS_DIMENSION_VALUES_MAX", default_value_t = DIMENSION_VALUES_MAX)]
     dimension_values_max: usize,
     /// Most real-time sessions tracked per group; events that would start one more are rejected.
-    #[arg(long, default_value_t = RT_SESSIONS_PER_GROUP_MAX)]
+    #[arg(long, env = "OCP_METRICS_RT_SESSIONS_PER_GROUP_MAX", default_value_t = RT_SESSIONS_PER_GROUP_MAX)]
     rt_sessions_per_group_max: usize,
     /// Most series (distinct combinations of dimension values, over all families) per group;
     /// events that would start one more are rejected, naming the combination.
-    #[arg(long, default_value_t = SERIES_PER_GROUP_MAX)]
+    #[arg(long, env = "OCP_METRICS_SERIES_PER_GROUP_MAX", default_value_t = SERIES_PER_GROUP_MAX)]
     series_per_group_max: usize,
     /// Write a checkpoint (and drop covered log segments) at least this often while ingesting,
     /// in seconds.
-    #[arg(long, default_value_t = EngineConfig::default().checkpoint_interval_seconds)]
+    #[arg(long, env = "OCP_METRICS_CHECKPOINT_INTERVAL_SECONDS", default_value_t = EngineConfig::default().checkpoint_interval_seconds)]
     checkpoint_interval_seconds: u64,
     /// Write a checkpoint after this many log bytes since the last one.
-    #[arg(long, default_value_t = EngineConfig::default().checkpoint_log_bytes)]
+    #[arg(long, env = "OCP_METRICS_CHECKPOINT_LOG_BYTES", default_value_t = EngineConfig::default().checkpoint_log_bytes)]
     checkpoint_log_bytes: u64,
     /// Size at which the event log starts a new segment file, in bytes.
-    #[arg(long, default_value_t = FileLogOptions::default().segment_bytes_max)]
+    #[arg(long, env = "OCP_METRICS_LOG_SEGMENT_BYTES_MAX", default_value_t = FileLogOptions::default().segment_bytes_max)]
     log_segment_bytes_max: u64,
 }
 

@@ -95,3 +95,30 @@ fn json_logs_have_one_object_per_line_with_request_ids_and_no_secrets() {
     assert!(!log.contains(&token), "a token was logged");
     assert!(!log.contains(ADMIN_TOKEN), "the admin token was logged");
 }
+
+#[test]
+fn every_serve_flag_can_come_from_an_ocp_metrics_environment_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ocp-metrics"))
+        .args(["serve", "--help"])
+        .env("OCP_METRICS_CONNECTIONS_MAX", "7")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let flags: Vec<&str> = help
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("--") && !l.starts_with("--help"))
+        .collect();
+    assert!(flags.len() >= 24, "too few flags found in:\n{help}");
+    // clap prints each flag's variable in the flag's help paragraph; count them.
+    let with_env = help.matches("[env: OCP_METRICS_").count();
+    assert_eq!(
+        with_env,
+        flags.len(),
+        "a flag without a variable in:\n{help}"
+    );
+    assert!(
+        help.contains("[env: OCP_METRICS_CONNECTIONS_MAX=7]"),
+        "the variable's value is read:\n{help}"
+    );
+}

@@ -107,11 +107,17 @@ pub fn launch(
         .arg(data)
         .args(["--clock-start", CLOCK_START])
         .args(args)
-        .env_remove("OCP_METRICS_ADMIN_TOKEN")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file));
+    // Every `serve` flag also reads an OCP_METRICS_* variable: none from the environment the
+    // tests run in may change the server under test.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OCP_METRICS_") {
+            cmd.env_remove(name);
+        }
+    }
     if let Some(token) = admin_token {
         cmd.env("OCP_METRICS_ADMIN_TOKEN", token);
     }
