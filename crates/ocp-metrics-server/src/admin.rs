@@ -9,8 +9,8 @@ use axum::extract::{ConnectInfo, Path, Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::{
-    ClientName, FailureVerdict, GroupGrant, OAuthError, OperatorToken, Scope, ScopeSet,
-    check_grant_type,
+    AuthError, ClientName, FailureVerdict, GroupGrant, OAuthError, OperatorToken, Registry, Scope,
+    ScopeSet, check_grant_type,
 };
 use ocp_metrics_core::Endpoint;
 use serde::Deserialize;
@@ -129,11 +129,13 @@ pub async fn create_client(
 ) -> Result<Response, ApiError> {
     admin(&app, peer, &headers)?;
     let req: NewClient = json_body(&body)?;
-    let (info, secret) = app.auth.create_client(
+    let (name, groups, scopes) = (
         ClientName::parse(&req.name)?,
         GroupGrant::parse(&req.groups)?,
         ScopeSet::parse(&req.scopes)?,
-    )?;
+    );
+    let (info, secret) =
+        persisting(&app, move |auth| auth.create_client(name, groups, scopes)).await?;
     let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
     body["client_id"] = json!(info.id);
     body["client_secret"] = json!(secret);
@@ -156,7 +158,8 @@ pub async fn delete_client(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     admin(&app, peer, &headers)?;
-    match app.auth.delete_client(&id)? {
+    let key = id.clone();
+    match persisting(&app, move |auth| auth.delete_client(&key)).await? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::NotFound(format!(
             "no client with id `{id}`; list them with GET /admin/v1/clients"
@@ -181,12 +184,15 @@ pub async fn create_token(
             )
         })?),
     };
-    let (info, token) = app.auth.create_token(
+    let (name, groups, scopes) = (
         ClientName::parse(&req.name)?,
         GroupGrant::parse(&req.groups)?,
         ScopeSet::parse(&req.scopes)?,
-        expires_at,
-    )?;
+    );
+    let (info, token) = persisting(&app, move |auth| {
+        auth.create_token(name, groups, scopes, expires_at)
+    })
+    .await?;
     let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
     body["token"] = json!(token);
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -208,12 +214,26 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     admin(&app, peer, &headers)?;
-    match app.auth.revoke_token(&id)? {
+    let key = id.clone();
+    match persisting(&app, move |auth| auth.revoke_token(&key)).await? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::NotFound(format!(
             "no token with id `{id}`; list them with GET /admin/v1/tokens"
         ))),
     }
+}
+
+/// Runs a registry change on a blocking thread: it saves and fsyncs the registry file, which must
+/// not hold up the async threads that serve every other request.
+async fn persisting<T: Send + 'static>(
+    app: &App,
+    change: impl FnOnce(&Registry) -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let auth = app.auth.clone();
+    tokio::task::spawn_blocking(move || change(&auth))
+        .await
+        .map_err(|e| ApiError::Internal(format!("registry task: {e}")))?
+        .map_err(ApiError::from)
 }
 
 /// `POST /oauth2/token`: the client-credentials grant (RFC 6749 section 4.4).
