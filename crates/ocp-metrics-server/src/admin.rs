@@ -1,21 +1,18 @@
-//! The admin API (clients and personal access tokens), the OAuth 2.0 token endpoint, and the
-//! catalog the web page uses to offer groups and filter values.
+//! The admin API (clients and personal access tokens) and the operator-token checks it shares
+//! with `/metrics` and the token endpoint.
 
 use crate::app::App;
-use crate::credentials::{basic_authorization, basic_credentials, bearer_token, form_urlencoded};
+use crate::credentials::bearer_token;
 use crate::error::ApiError;
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query as UrlQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::{
-    AuthError, ClientName, FailureVerdict, GroupGrant, OAuthError, OperatorToken, Registry, Scope,
-    ScopeSet, check_grant_type,
+    AuthError, ClientName, FailureVerdict, GroupGrant, OperatorToken, Registry, ScopeSet,
 };
-use ocp_metrics_core::Endpoint;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// An API client to create.
@@ -234,119 +231,4 @@ async fn persisting<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Internal(format!("registry task: {e}")))?
         .map_err(ApiError::from)
-}
-
-/// `POST /oauth2/token`: the client-credentials grant (RFC 6749 section 4.4).
-pub async fn token(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let form: HashMap<String, String> = form_urlencoded(&body);
-    let basic = basic_authorization(&headers);
-    let issued = check_grant_type(form.get("grant_type").map(String::as_str).unwrap_or(""))
-        .and_then(|()| client_credentials(basic, &form))
-        .and_then(|(id, secret)| {
-            app.auth
-                .issue_access_token(&id, &secret, form.get("scope").map(String::as_str))
-        });
-    let token = match issued {
-        Ok(token) => token,
-        Err(e @ OAuthError::InvalidClient(_)) => {
-            let unauthorized = ApiError::OAuth(e, basic.is_some());
-            return Err(failed_authentication(
-                &app,
-                peer,
-                "/oauth2/token",
-                unauthorized,
-            ));
-        }
-        Err(e) => return Err(ApiError::OAuth(e, basic.is_some())),
-    };
-    let mut response = Json(token).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        "no-store".parse().expect("static header"),
-    );
-    Ok(response)
-}
-
-/// The client id and secret, from HTTP Basic or the form fields.
-fn client_credentials(
-    basic: Option<&str>,
-    form: &HashMap<String, String>,
-) -> Result<(String, String), OAuthError> {
-    match basic {
-        Some(h) => basic_credentials(h),
-        None => match (form.get("client_id"), form.get("client_secret")) {
-            (Some(id), Some(secret)) => Ok((id.clone(), secret.clone())),
-            _ => Err(OAuthError::InvalidClient(
-                "authenticate the client with HTTP Basic or the form fields client_id and client_secret".into(),
-            )),
-        },
-    }
-}
-
-/// `GET /api/v1/catalog`: the endpoints, their metrics and dimensions, the caller's groups that
-/// have data, and the server's clock.
-pub async fn catalog(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let grants = app.authorize(&headers, Scope::MetricsRead)?;
-    let engine = app.backend()?;
-    let groups: Vec<String> = engine
-        .groups()
-        .into_iter()
-        .filter(|g| grants.allows_group(g))
-        .collect();
-    let endpoints: Vec<_> = Endpoint::ALL
-        .iter()
-        .map(|e| {
-            json!({
-                "path": e.path(),
-                "realtime": e.family().is_realtime(),
-                "deprecated": e.is_deprecated(),
-                "metrics": e.metrics().iter().map(|m| m.name).collect::<Vec<_>>(),
-                "dimensions": e.family().dims(),
-                "downsampling": e.granularities().iter().map(|g| g.name()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(
-        Json(json!({"groups": groups, "now": engine.now().to_string(), "endpoints": endpoints}))
-            .into_response(),
-    )
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ValuesQuery {
-    group: String,
-    path: String,
-}
-
-/// `GET /api/v1/catalog/values?group=G&path=P`: distinct values of each dimension.
-pub async fn catalog_values(
-    State(app): State<App>,
-    headers: HeaderMap,
-    q: Result<UrlQuery<ValuesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let grants = app.authorize(&headers, Scope::MetricsRead)?;
-    let UrlQuery(q) =
-        q.map_err(|_| ApiError::BadRequest("give the query parameters `group` and `path`".into()))?;
-    grants.require_group(&q.group)?;
-    let Some(endpoint) = Endpoint::ALL.iter().find(|e| e.path() == q.path) else {
-        return Err(ApiError::BadRequest(format!(
-            "`path` must be one of the query endpoints, e.g. {}",
-            Endpoint::V3RtDialogs.path()
-        )));
-    };
-    let family = endpoint.family();
-    let engine = app.backend()?;
-    let mut out = serde_json::Map::new();
-    for (i, dim) in family.dims().iter().enumerate() {
-        out.insert(
-            dim.to_string(),
-            json!(engine.dimension_values(&q.group, family, i)),
-        );
-    }
-    Ok(Json(out).into_response())
 }

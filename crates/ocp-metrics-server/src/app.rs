@@ -5,7 +5,7 @@ use crate::connections::{
 };
 use crate::credentials::bearer_token;
 use crate::error::ApiError;
-use crate::{admin, ingest, prometheus, query};
+use crate::{admin, catalog, ingest, oauth, prometheus, query};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -353,7 +353,7 @@ pub fn router(app: App) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus::metrics))
         .route("/ingest/v1/events", post(ingest::ingest))
-        .route("/oauth2/token", post(admin::token))
+        .route("/oauth2/token", post(oauth::token))
         .route(
             "/admin/v1/clients",
             post(admin::create_client).get(admin::list_clients),
@@ -364,8 +364,8 @@ pub fn router(app: App) -> Router {
             post(admin::create_token).get(admin::list_tokens),
         )
         .route("/admin/v1/tokens/{id}", delete(admin::revoke_token))
-        .route("/api/v1/catalog", get(admin::catalog))
-        .route("/api/v1/catalog/values", get(admin::catalog_values))
+        .route("/api/v1/catalog", get(catalog::catalog))
+        .route("/api/v1/catalog/values", get(catalog::catalog_values))
         .route("/api/v1/live", get(crate::live::live));
     for endpoint in Endpoint::ALL {
         r = r.route(
