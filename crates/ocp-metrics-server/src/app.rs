@@ -5,6 +5,7 @@ use crate::connections::{
 };
 use crate::credentials::bearer_token;
 use crate::error::ApiError;
+pub use crate::readiness::{Phase, Readiness};
 use crate::{admin, catalog, ingest, oauth, prometheus, query};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -18,10 +19,9 @@ use ocp_metrics_core::{Clock, Endpoint};
 use ocp_metrics_service::{Backend, OpenBackend};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use std::time::Duration;
 
 /// Request-level limits of the HTTP layer, units last.
 #[derive(Debug, Clone)]
@@ -115,76 +115,6 @@ pub struct ServerConfig {
     /// Test seam: when set, recovery waits until this is notified, so a test can observe the
     /// server while it recovers. `None` in production.
     pub recovery_hold: Option<Arc<tokio::sync::Notify>>,
-}
-
-/// Where the store is in its life cycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phase {
-    Recovering,
-    Ready,
-    Failed(String),
-}
-
-/// The engine once recovered, and the phase for `/readyz` and for waiting on it.
-#[derive(Debug)]
-pub struct Readiness {
-    backend: OnceLock<Arc<dyn Backend>>,
-    phase: watch::Sender<Phase>,
-    started: Instant,
-}
-
-impl Readiness {
-    fn new() -> Readiness {
-        Readiness {
-            backend: OnceLock::new(),
-            phase: watch::Sender::new(Phase::Recovering),
-            started: Instant::now(),
-        }
-    }
-
-    fn set_ready(&self, backend: Arc<dyn Backend>) {
-        let _ = self.backend.set(backend);
-        self.phase.send_replace(Phase::Ready);
-    }
-
-    fn set_failed(&self, message: String) {
-        self.phase.send_replace(Phase::Failed(message));
-    }
-
-    pub fn phase(&self) -> Phase {
-        self.phase.borrow().clone()
-    }
-
-    pub fn backend(&self) -> Option<&Arc<dyn Backend>> {
-        self.backend.get()
-    }
-
-    /// Waits until recovery is over (or `timeout` passed) and returns the phase then.
-    pub async fn settled(&self, timeout: Duration) -> Phase {
-        let mut rx = self.phase.subscribe();
-        let wait = rx.wait_for(|p| *p != Phase::Recovering);
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(p)) => p.clone(),
-            _ => self.phase(),
-        }
-    }
-
-    /// Resolves if and when recovery fails.
-    pub async fn failed(&self) {
-        let mut rx = self.phase.subscribe();
-        if rx
-            .wait_for(|p| matches!(p, Phase::Failed(_)))
-            .await
-            .is_err()
-        {
-            std::future::pending::<()>().await;
-        }
-    }
-
-    /// How long the server has been up (recovering or not).
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
-    }
 }
 
 /// Shared state of every handler; cheap to clone.

@@ -18,6 +18,7 @@ mod oauth;
 mod openapi;
 mod prometheus;
 mod query;
+mod readiness;
 pub mod wire;
 
 pub use app::{
