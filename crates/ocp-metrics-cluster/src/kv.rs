@@ -7,7 +7,10 @@
 //! server. If that server dies, the watch only notices after missed idle heartbeats
 //! (async-nats sends them every 5 s and gives up after two) and then recreates itself, so
 //! changes made meanwhile can arrive seconds late on that node (one run here missed the 1 s
-//! bound; others saw the change 1-3 ms after the stop, when the consumer lived elsewhere). In
+//! bound; others saw the change 1-3 ms after the stop, when the consumer lived elsewhere; and
+//! in one CI run on a loaded machine the watch had not recovered 30 s after the stop, so a
+//! cluster backend must not rely on this watch alone across a server loss: recreate it, or
+//! re-read with `get`, when it stalls). In
 //! steady state changes arrive in milliseconds. A put or delete made while the bucket's leader
 //! is being re-elected fails with `Unavailable` and is retried by the caller.
 //! A node that needs a hard bound on revocation during a failover can re-read revoked keys
