@@ -7,7 +7,7 @@
 # Builds and starts the debug binary on a free port
 # with a fresh data dir, creates a personal access token through the admin API, then runs
 # schemathesis twice: the operations that take a bearer token (with that token), and the admin
-# operations (with the admin token). Schemathesis is installed with pip into a venv under the
+# operations and /metrics (with the admin token, which also opens /metrics). Schemathesis is installed with pip into a venv under the
 # cargo target dir.
 #
 # Environment: OCP_METRICS_ADMIN_TOKEN (at least 32 characters; a random one when unset),
@@ -82,8 +82,8 @@ run() {
 # Schemathesis keeps a cache in its working directory: keep it out of the work tree.
 cd "$out"
 status=0
-run "bearer-token operations" "$token" --exclude-path-regex '^/admin/' || status=1
-run "admin operations" "$admin_token" --include-path-regex '^/admin/' || status=1
+run "bearer-token operations" "$token" --exclude-path-regex '^/(admin/|metrics$)' || status=1
+run "admin operations" "$admin_token" --include-path-regex '^/(admin/|metrics$)' || status=1
 if [ "$status" -ne 0 ]; then
   echo "schemathesis found failures (server log: $out/server.err)"
 fi

@@ -729,7 +729,22 @@ fn live_operation() -> Operation {
         "200",
         ResponseBuilder::new()
             .description("The event stream: `snapshot`, `update` and `error` events, and a heartbeat comment after 15 s of silence.")
-            .content("text/event-stream", ContentBuilder::new().schema(Some(String::schema())).build())
+.content(
+                "text/event-stream",
+                ContentBuilder::new()
+                    .schema(Some(schema(json!({
+                        "description": "Each server-sent event: its name and its data, a JSON text (a `snapshot` or `update` with `from` and `series`, or an `error` with `message`).",
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {
+                            "event": {"type": "string", "enum": ["snapshot", "update", "error"]},
+                            "data": {"type": "string"},
+                            "id": {"type": "string"},
+                            "retry": {"type": "integer"}
+                        }
+                    }))))
+                    .build(),
+            )
             .build(),
     )
     .response("400", error_response(400))
