@@ -61,15 +61,14 @@ impl Registry {
 
     /// All clients, oldest first.
     pub fn list_clients(&self) -> Vec<ClientInfo> {
-        let mut v: Vec<_> = self
+        let v = self
             .state
             .read()
             .clients
             .values()
             .map(|r| r.info.clone())
             .collect();
-        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        v
+        oldest_first(v, |i: &ClientInfo| (i.created_at, &i.id))
     }
 
     /// Deletes a client; its access tokens stop working at once. `Ok(false)` if there is no
@@ -122,15 +121,14 @@ impl Registry {
 
     /// All personal access tokens, expired ones included, oldest first.
     pub fn list_tokens(&self) -> Vec<TokenInfo> {
-        let mut v: Vec<_> = self
+        let v = self
             .state
             .read()
             .tokens
             .values()
             .map(|r| r.info.clone())
             .collect();
-        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        v
+        oldest_first(v, |i: &TokenInfo| (i.created_at, &i.id))
     }
 
     /// Revokes a personal access token at once, forgetting it. `Ok(false)` if there is no such
@@ -151,4 +149,10 @@ impl Registry {
             (removed, removed)
         })
     }
+}
+
+/// Sorts records oldest first, by creation time and then id, so that listings are stable.
+fn oldest_first<T>(mut records: Vec<T>, key: impl Fn(&T) -> (Timestamp, &String)) -> Vec<T> {
+    records.sort_by(|a, b| key(a).cmp(&key(b)));
+    records
 }
