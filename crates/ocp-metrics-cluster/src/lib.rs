@@ -66,6 +66,7 @@
 
 pub mod connect;
 pub mod kv;
+pub mod node;
 pub mod record;
 pub mod snapshot;
 pub mod stream;
@@ -74,6 +75,7 @@ pub mod testing;
 
 pub use connect::{NatsAuth, NatsOptions};
 pub use kv::{CredentialChange, CredentialsKv, CredentialsWatch};
+pub use node::{Node, NodeConfig, open_node};
 pub use record::EventRecord;
 pub use snapshot::{Snapshot, SnapshotStore};
 pub use stream::{EventReader, EventStream, Published, StreamEvent, StreamSettings};

@@ -129,12 +129,13 @@ impl EventStream {
     /// means it may or may not be, and publishing it again is safe within the duplicate window.
     /// Events are published in the given order on one connection, so the stream keeps their
     /// order.
-    pub async fn publish(
+    pub async fn publish<'a>(
         &self,
         arrival_ms: i64,
-        events: &[Event],
+        events: impl IntoIterator<Item = &'a Event>,
     ) -> Vec<Result<Published, ClusterError>> {
-        let mut pending = Vec::with_capacity(events.len());
+        let events = events.into_iter();
+        let mut pending = Vec::with_capacity(events.size_hint().0);
         for e in events {
             let publish = PublishMessage::build()
                 .message_id(record::message_id(e.group.as_str(), &e.id))
@@ -170,6 +171,34 @@ impl EventStream {
             .await
             .map_err(|e| js_error("read the stream's state", e))?;
         Ok(stream.cached_info().state.last_sequence)
+    }
+
+    /// The stream's first and last sequences now: the first still held (purges move it up; 1
+    /// when nothing was purged) and the last written (0 when empty).
+    pub async fn bounds(&self) -> Result<(u64, u64), ClusterError> {
+        let stream = self
+            .js
+            .get_stream(STREAM_NAME)
+            .await
+            .map_err(|e| js_error("read the stream's state", e))?;
+        let state = &stream.cached_info().state;
+        Ok((state.first_sequence, state.last_sequence))
+    }
+
+    /// Deletes every message below `sequence`. Only for what a verified snapshot covers: the
+    /// caller passes the older kept snapshot's covered sequence + 1 (see the crate docs).
+    pub async fn purge_below(&self, sequence: u64) -> Result<u64, ClusterError> {
+        let stream = self
+            .js
+            .get_stream(STREAM_NAME)
+            .await
+            .map_err(|e| js_error("open the stream to purge it", e))?;
+        let purged = stream
+            .purge()
+            .sequence(sequence)
+            .await
+            .map_err(|e| js_error("purge the stream", e))?;
+        Ok(purged.purged)
     }
 
     /// Reads the stream in order from `start_sequence` (1 for the beginning, or a snapshot's
@@ -213,6 +242,7 @@ impl EventStream {
         Ok(EventReader {
             messages,
             next_sequence: start_sequence.max(1),
+            closed: false,
         })
     }
 }
@@ -222,6 +252,9 @@ pub struct EventReader {
     messages: pull::Ordered,
     /// The lowest sequence not yet delivered: anything below is a redelivery and is skipped.
     next_sequence: u64,
+    /// The consumer ended (its connection was closed): read on with a new reader from
+    /// [`EventReader::next_sequence`].
+    closed: bool,
 }
 
 impl std::fmt::Debug for EventReader {
@@ -233,6 +266,16 @@ impl std::fmt::Debug for EventReader {
 }
 
 impl EventReader {
+    /// The next sequence this reader would deliver.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// Whether the consumer has ended for good; a new reader must take over.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// The next event in stream order, waiting for one to be published if the reader is at
     /// the end. `Err(Unavailable)` reports a transient consumer problem (missed heartbeats
     /// while a server fails over); the reader carries on from where it was, so call `next`
@@ -248,6 +291,7 @@ impl EventReader {
                     )));
                 }
                 None => {
+                    self.closed = true;
                     return Err(ClusterError::Unavailable(
                         "ordered consumer closed: the NATS connection was closed".into(),
                     ));

@@ -479,7 +479,14 @@ async fn health() -> Response {
 /// Readiness: the store is recovered and ingest and queries are served.
 async fn readyz(State(app): State<App>) -> Response {
     match app.readiness.phase() {
-        Phase::Ready => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Phase::Ready => match app.readiness.backend().and_then(|b| b.not_ready()) {
+            None => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+            Some(why) => ApiError::Unavailable {
+                message: why,
+                retry_after_seconds: 1,
+            }
+            .into_response(),
+        },
         Phase::Recovering => {
             let mut r = recovering(&Phase::Recovering).into_response();
             if let Ok(body) = serde_json::to_vec(&serde_json::json!({

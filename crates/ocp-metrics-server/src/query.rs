@@ -17,6 +17,19 @@ pub const QUERY_BODY_BYTES_MAX: usize = 1 << 20;
 /// end of Q4 2024 as the public API documents (RFC 8594 HTTP-date; docs/api.md section 5.5).
 const DEPRECATION: &str = "@1704067200";
 const SUNSET: &str = "Tue, 31 Dec 2024 23:59:59 GMT";
+/// Set on an answer whose data may be incomplete: its value is the time up to which the
+/// answering node's data is known to be complete (a cluster node cut off from the event
+/// stream answers from what it has). Absent on a current answer.
+pub const STALE_DATA_HEADER: &str = "x-stale-data-as-of";
+
+/// Marks `response` stale when `backend` says its data is not current.
+pub fn mark_if_stale(response: &mut Response, backend: &dyn ocp_metrics_service::Backend) {
+    if let Some(as_of) = backend.stale_since()
+        && let Ok(v) = HeaderValue::from_str(&as_of.to_string())
+    {
+        response.headers_mut().insert(STALE_DATA_HEADER, v);
+    }
+}
 
 pub async fn query(
     app: App,
@@ -39,11 +52,13 @@ pub async fn query(
     }
     let engine = app.backend()?.clone();
     let q = Query::parse(endpoint, draft, engine.now())?;
+    let querying = engine.clone();
     let answer =
-        tokio::task::spawn_blocking(move || engine.query(&q).map(|a| wire::answer_json(&a)))
+        tokio::task::spawn_blocking(move || querying.query(&q).map(|a| wire::answer_json(&a)))
             .await
             .map_err(|e| ApiError::Internal(format!("query task: {e}")))??;
     let mut response = ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
+    mark_if_stale(&mut response, engine.as_ref());
     if endpoint.is_deprecated() {
         let h = response.headers_mut();
         h.insert("deprecation", HeaderValue::from_static(DEPRECATION));

@@ -1,13 +1,15 @@
 //! The seams between the HTTP layer and a backend.
 //!
 //! The server holds one `Arc<dyn Backend>`, chosen once by the binary: the embedded engine
-//! (`ocp-metrics-store`: a file log, in-memory rollups) today, a cluster node on a shared log
-//! later. A backend takes validated [`Event`]s in and answers [`Query`]s; it knows no HTTP and
+//! (`ocp-metrics-store`: a file log, in-memory rollups) or a cluster node
+//! (`ocp-metrics-cluster`: a NATS JetStream stream shared by every node, in-memory rollups
+//! applied from it in stream order). A backend takes validated [`Event`]s in and answers [`Query`]s; it knows no HTTP and
 //! no JSON, and the server knows no storage.
 //!
 //! The semantics every implementation keeps:
 //! - **Durable before answered.** [`Ingest::ingest`] returns `Ok` only when every accepted
-//!   event survives a crash of this process (for the embedded engine: in its log and fsynced).
+//!   event survives a crash of this process (for the embedded engine: in its log and fsynced;
+//!   for a cluster node: in the shared stream, acknowledged by its replicas).
 //!   On `Err`, nothing of the call was accepted, except that a large call committed in chunks
 //!   may have had its first chunks accepted (the error says so); either way a retry of the
 //!   whole call counts every event once, the taken ones being answered as duplicates.
@@ -39,6 +41,13 @@ pub trait Backend: Ingest + Queries + Debug {
     fn samples(&self) -> Vec<Sample>;
     /// Finishes queued work and stops (the embedded engine also writes a final checkpoint).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// Why the backend should not get traffic now, for `/readyz`: `None` when it is current.
+    /// A cluster node says so once it is more than a few seconds behind the shared log, so that
+    /// a load balancer sends requests to nodes that are current. The embedded engine, once
+    /// open, is always ready.
+    fn not_ready(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The write side: dedupe, make durable, apply.
@@ -60,6 +69,13 @@ pub trait Queries: Send + Sync {
     /// A counter bumped after every change that queries can see (an applied commit), for
     /// live updates to wake on instead of polling.
     fn changes(&self) -> watch::Receiver<u64>;
+    /// `None` while answers are current; otherwise the time up to which this backend's data is
+    /// known to be complete (a cluster node cut off from the shared log answers from what it
+    /// has, and the HTTP layer marks such answers stale with this time). The embedded engine
+    /// is always current: it is the log.
+    fn stale_since(&self) -> Option<Timestamp> {
+        None
+    }
 }
 
 /// What became of one ingest call.

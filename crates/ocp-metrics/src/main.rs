@@ -7,6 +7,8 @@ mod demo;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ocp_metrics_auth::{AuthConfig, OperatorToken};
+use ocp_metrics_cluster::node::SNAPSHOT_INTERVAL_SECONDS_DEFAULT;
+use ocp_metrics_cluster::{NatsOptions, NodeConfig, open_node};
 use ocp_metrics_core::limits::{
     DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX, SERIES_PER_GROUP_MAX,
 };
@@ -15,6 +17,7 @@ use ocp_metrics_server::{
     BODY_READ_TIMEOUT_MS_DEFAULT, BackendOpener, CONNECTIONS_MAX_DEFAULT,
     HEADER_READ_TIMEOUT_MS_DEFAULT, Limits, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
 };
+use ocp_metrics_service::OpenBackend;
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,6 +166,21 @@ struct ServeArgs {
     /// Size at which the event log starts a new segment file, in bytes.
     #[arg(long, env = "OCP_METRICS_LOG_SEGMENT_BYTES_MAX", default_value_t = FileLogOptions::default().segment_bytes_max)]
     log_segment_bytes_max: u64,
+    /// Run as one node of a cluster on these NATS JetStream servers (comma-separated
+    /// `nats://host:port` URLs). Every node given the same servers serves the same data. NATS
+    /// credentials and TLS come from the environment, never from arguments: OCPM_NATS_CREDS (a
+    /// .creds file), or OCPM_NATS_USER with OCPM_NATS_PASSWORD or OCPM_NATS_PASSWORD_FILE, and
+    /// OCPM_NATS_CA (a PEM file; requires TLS). See docs/cluster.md.
+    #[arg(long, env = "OCP_METRICS_NATS", value_name = "URL[,URL...]")]
+    nats: Option<String>,
+    /// Replicas of the event stream and the buckets: default 3 when three or more servers are
+    /// given, else 1.
+    #[arg(long, env = "OCP_METRICS_NATS_REPLICAS", requires = "nats")]
+    nats_replicas: Option<usize>,
+    /// Cluster mode: how often a node considers storing a snapshot of its state for nodes
+    /// that start later, in seconds.
+    #[arg(long, env = "OCP_METRICS_SNAPSHOT_INTERVAL_SECONDS", default_value_t = SNAPSHOT_INTERVAL_SECONDS_DEFAULT)]
+    snapshot_interval_seconds: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -221,11 +239,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 rate_per_second: args.rate_per_second,
                 rate_burst: args.rate_burst,
             },
-            backend: BackendOpener(ocp_metrics_store::open_embedded(
-                args.data_dir.clone(),
-                engine_config(&args),
-                clock.clone(),
-            )),
+            backend: BackendOpener(backend(&args, clock.clone())?),
             recovery_hold: None,
         };
         let server = Server::bind(config).await.context("starting the server")?;
@@ -281,6 +295,43 @@ pub(crate) fn operator_token(
 }
 
 /// The token in `path`, without one trailing newline. Warns when other users can read it.
+/// The backend the flags choose, once: the embedded engine in the data dir, or with `--nats`
+/// a cluster node on those servers.
+fn backend(args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<OpenBackend> {
+    let Some(servers) = &args.nats else {
+        return Ok(ocp_metrics_store::open_embedded(
+            args.data_dir.clone(),
+            engine_config(args),
+            clock,
+        ));
+    };
+    let nats = NatsOptions::from_env(servers, &format!("ocp-metrics {}", args.listen))?;
+    let replicas = args
+        .nats_replicas
+        .unwrap_or(if nats.servers.len() >= 3 { 3 } else { 1 });
+    if replicas == 0 || replicas > 5 {
+        anyhow::bail!(
+            "--nats-replicas {replicas}: JetStream takes 1 to 5 replicas (3 for a three-server cluster)"
+        );
+    }
+    let config = NodeConfig {
+        nats,
+        replicas,
+        limits: state_limits(args),
+        snapshot_interval_seconds: args.snapshot_interval_seconds,
+    };
+    Ok(open_node(config, clock))
+}
+
+/// The bounds on one group's state, from the `serve` flags.
+fn state_limits(args: &ServeArgs) -> StateLimits {
+    StateLimits {
+        dimension_values_max: args.dimension_values_max,
+        rt_sessions_per_group_max: args.rt_sessions_per_group_max,
+        series_per_group_max: args.series_per_group_max,
+    }
+}
+
 /// The embedded engine's configuration from the `serve` flags.
 fn engine_config(args: &ServeArgs) -> EngineConfig {
     EngineConfig {
@@ -290,11 +341,7 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
             segment_bytes_max: args.log_segment_bytes_max,
             ..FileLogOptions::default()
         },
-        limits: StateLimits {
-            dimension_values_max: args.dimension_values_max,
-            rt_sessions_per_group_max: args.rt_sessions_per_group_max,
-            series_per_group_max: args.series_per_group_max,
-        },
+        limits: state_limits(args),
         ..EngineConfig::default()
     }
 }

@@ -1,0 +1,401 @@
+//! A cluster node as the server's [`Backend`]: ingest publishes to the shared event stream,
+//! and every node applies the whole stream, in order, to its own [`Replica`], so that every
+//! node answers every query alike.
+//!
+//! The parts, one task each:
+//! - **apply** ([`apply`]): reads the stream with an ordered consumer from the replica's
+//!   sequence + 1 and applies it; publishes the applied sequence, and the verdict of every
+//!   message that was not simply accepted, for ingest to answer from.
+//! - **ingest** ([`ingest`]): answers duplicates the replica already knows, publishes the rest
+//!   (one message per event), awaits every acknowledgement, then waits until the replica has
+//!   applied them and answers from the verdicts: durable before answered, read-your-writes on
+//!   this node, and counts that agree with what every node applied.
+//! - **freshness** ([`freshness`]): twice a second asks the stream for its last sequence and
+//!   notes when the replica had applied it; a node that has not confirmed this for a few
+//!   seconds marks its answers stale and reports not ready.
+//! - **snapshots** ([`snapshots`]): now and then stores the replica in the snapshot bucket, so
+//!   that a node (even one with an empty data dir) starts from it instead of replaying the
+//!   stream, and purges the stream below the older kept snapshot.
+
+pub mod apply;
+pub mod freshness;
+pub mod ingest;
+pub mod replica;
+pub mod snapshots;
+
+use crate::stream::StreamSettings;
+use crate::{ClusterError, EventStream, NatsOptions, SnapshotStore};
+use freshness::Freshness;
+use ocp_metrics_core::rollup::StateLimits;
+use ocp_metrics_core::{Answer, Clock, Family, Query, QueryError};
+use ocp_metrics_service::{
+    Backend, BoxFuture, Ingest, IngestError, IngestOutcome, OpenBackend, Queries, Sample,
+};
+use parking_lot::{Mutex, RwLock};
+pub use replica::{Replica, Verdict};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub nats: NatsOptions,
+    /// The stream's and the buckets' replicas.
+    pub replicas: usize,
+    /// Bounds on one group's state, decided in stream order (see [`Replica::apply`]).
+    pub limits: StateLimits,
+    /// How often a node considers storing a snapshot, in seconds.
+    pub snapshot_interval_seconds: u64,
+}
+
+/// Default of [`NodeConfig::snapshot_interval_seconds`]: a node that starts replays at most
+/// this long a stretch of the stream after the newest snapshot (about a million events at a
+/// few thousand events a second, a few seconds of apply).
+pub const SNAPSHOT_INTERVAL_SECONDS_DEFAULT: u64 = 300;
+/// Verdicts of messages that were not accepted, kept for ingest to answer from; the oldest are
+/// dropped past this many. Ingest reads a verdict within moments of its message being applied,
+/// so only a flood of refused events could push one out before it is read (it would then be
+/// answered as accepted: the event is in the stream either way).
+pub const VERDICTS_KEPT_MAX: usize = 100_000;
+/// Between retries of a start-up step while NATS is unreachable, in milliseconds.
+const START_RETRY_MS: u64 = 1_000;
+
+/// Opens a node when the server asks for it: connects, loads the newest good snapshot, applies
+/// the stream up to its end as of now, and only then hands the server its backend (so
+/// `/readyz` answers 503 until the node's answers are complete up to the moment it started).
+pub fn open_node(config: NodeConfig, clock: Arc<dyn Clock>) -> OpenBackend {
+    Box::new(move || {
+        Box::pin(async move {
+            let node = Node::start(config, clock)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(node) as Arc<dyn Backend>)
+        })
+    })
+}
+
+/// A running node; see the module docs.
+#[derive(Debug)]
+pub struct Node {
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What the node's tasks share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub replica: RwLock<Replica>,
+    /// The last sequence applied to `replica`.
+    pub applied: watch::Sender<u64>,
+    /// Bumped after every applied batch, for live updates.
+    pub changes: watch::Sender<u64>,
+    /// Verdicts of applied messages that were not simply accepted, by sequence.
+    pub verdicts: Mutex<BTreeMap<u64, Verdict>>,
+    pub stream: EventStream,
+    pub snapshots: SnapshotStore,
+    pub client: async_nats::Client,
+    pub clock: Arc<dyn Clock>,
+    pub limits: StateLimits,
+    pub freshness: Freshness,
+    pub counters: NodeCounters,
+    /// Set when the node stopped applying (a message this build cannot read): the node then
+    /// reports not ready, and says why.
+    pub halted: Mutex<Option<String>>,
+}
+
+/// Counters the node keeps about itself, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct NodeCounters {
+    pub accepted: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub publish_failures: AtomicU64,
+    pub applied_messages: AtomicU64,
+    pub snapshots_written: AtomicU64,
+    pub snapshots_failed: AtomicU64,
+    /// The stream's last sequence as last seen by the freshness task.
+    pub stream_last_sequence: AtomicU64,
+    /// Sequence the node started from (its snapshot's) and how long the catch-up took.
+    pub started_from_sequence: AtomicU64,
+    pub catch_up_ms: AtomicU64,
+}
+
+impl Node {
+    /// Connects and catches up; see [`open_node`].
+    pub async fn start(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Node, ClusterError> {
+        let started = std::time::Instant::now();
+        let client = config.nats.connect().await?;
+        let settings = StreamSettings {
+            replicas: config.replicas,
+        };
+        let stream = retrying("open the event stream", || {
+            EventStream::open(client.clone(), &settings)
+        })
+        .await?;
+        let snapshots = retrying("open the snapshot bucket", || {
+            SnapshotStore::open(client.clone(), config.replicas)
+        })
+        .await?;
+        let replica = match retrying("read the newest snapshot", || snapshots.latest()).await? {
+            Some(s) => Replica::decode(&s.payload).map_err(|e| ClusterError::Snapshot {
+                covers_sequence: s.covers_sequence,
+                reason: e.to_string(),
+            })?,
+            None => Replica::default(),
+        };
+        let from = replica.applied_sequence;
+        let (first, target) = retrying("read the stream's bounds", || stream.bounds()).await?;
+        if first > from + 1 {
+            return Err(ClusterError::Mismatch(format!(
+                "the event stream starts at sequence {first}, but the newest readable snapshot covers only up to {from}: events {}..{} are gone; restore a snapshot from backup, or if this is a new cluster on an old stream, delete the stream `{}`",
+                from + 1,
+                first - 1,
+                crate::stream::STREAM_NAME
+            )));
+        }
+        tracing::info!(
+            snapshot_sequence = from,
+            stream_last_sequence = target,
+            "cluster node: catching up from the snapshot"
+        );
+        let reader = retrying("start reading the stream", || stream.read_from(from + 1)).await?;
+        let shared = Arc::new(Shared {
+            applied: watch::Sender::new(from),
+            changes: watch::Sender::new(0),
+            replica: RwLock::new(replica),
+            verdicts: Mutex::new(BTreeMap::new()),
+            stream,
+            snapshots,
+            client,
+            freshness: Freshness::new(clock.now()),
+            clock,
+            limits: config.limits,
+            counters: NodeCounters::default(),
+            halted: Mutex::new(None),
+        });
+        shared
+            .counters
+            .started_from_sequence
+            .store(from, Ordering::Relaxed);
+        let mut tasks = vec![tokio::spawn(apply::run(shared.clone(), reader))];
+        let mut applied = shared.applied.subscribe();
+        applied
+            .wait_for(|a| *a >= target)
+            .await
+            .map_err(|_| ClusterError::Unavailable("the apply task stopped".into()))?;
+        if let Some(why) = shared.halted.lock().clone() {
+            return Err(ClusterError::Unavailable(why));
+        }
+        let catch_up_ms = started.elapsed().as_millis() as u64;
+        shared
+            .counters
+            .catch_up_ms
+            .store(catch_up_ms, Ordering::Relaxed);
+        shared
+            .freshness
+            .confirm(std::time::Instant::now(), shared.clock.now());
+        tracing::info!(
+            applied = target - from,
+            catch_up_ms,
+            "cluster node: caught up with the stream; ready"
+        );
+        tasks.push(tokio::spawn(freshness::run(shared.clone())));
+        tasks.push(tokio::spawn(snapshots::run(
+            shared.clone(),
+            Duration::from_secs(config.snapshot_interval_seconds.max(1)),
+        )));
+        Ok(Node {
+            shared,
+            tasks: Mutex::new(tasks),
+        })
+    }
+}
+
+/// Runs a start-up step until it succeeds, retrying while NATS is unavailable (a node may start
+/// before its servers); any other error is final.
+async fn retrying<T, F, Fut>(what: &str, mut step: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let mut attempts = 0u32;
+    loop {
+        match step().await {
+            Err(ClusterError::Unavailable(why)) => {
+                attempts += 1;
+                if attempts == 1 || attempts.is_multiple_of(30) {
+                    tracing::warn!(attempts, error = %why, "cluster node: cannot {what} yet; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(START_RETRY_MS)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl Ingest for Node {
+    fn ingest(
+        &self,
+        events: Vec<ocp_metrics_core::Event>,
+    ) -> BoxFuture<'_, Result<IngestOutcome, IngestError>> {
+        Box::pin(ingest::ingest(&self.shared, events))
+    }
+}
+
+impl Queries for Node {
+    fn now(&self) -> jiff::Timestamp {
+        self.shared.clock.now()
+    }
+
+    fn query(&self, q: &Query) -> Result<Answer, QueryError> {
+        let now = self.shared.clock.now();
+        self.shared.replica.read().rollups.query(q, now)
+    }
+
+    fn dimension_values(&self, group: &str, family: Family, dim: usize) -> Vec<String> {
+        let replica = self.shared.replica.read();
+        let Some(g) = replica.rollups.group(group) else {
+            return Vec::new();
+        };
+        let interner = g.family(family).interner(dim);
+        let mut v: Vec<String> = (0..interner.len() as u32)
+            .map(|i| interner.value(i).to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn groups(&self) -> Vec<String> {
+        let replica = self.shared.replica.read();
+        let mut v: Vec<String> = replica
+            .rollups
+            .groups()
+            .map(|(g, _)| g.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    fn stale_since(&self) -> Option<jiff::Timestamp> {
+        self.shared.freshness.stale_since()
+    }
+}
+
+impl Backend for Node {
+    fn samples(&self) -> Vec<Sample> {
+        samples(&self.shared)
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for task in self.tasks.lock().drain(..) {
+                task.abort();
+            }
+            // Whatever the client still buffers (nothing acknowledged depends on it).
+            let _ = self.shared.client.flush().await;
+        })
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        if let Some(why) = self.shared.halted.lock().clone() {
+            return Some(why);
+        }
+        self.shared.freshness.not_ready()
+    }
+}
+
+fn samples(s: &Shared) -> Vec<Sample> {
+    let c = &s.counters;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let applied = *s.applied.borrow();
+    let end = load(&c.stream_last_sequence).max(applied);
+    let stats = s.replica.read().rollups.stats();
+    let dedupe = s.replica.read().dedupe.len();
+    vec![
+        Sample::counter(
+            "ingest_events_accepted_total",
+            "Events this node accepted (published, acknowledged and applied as new).",
+            load(&c.accepted),
+        ),
+        Sample::counter(
+            "ingest_events_duplicate_total",
+            "Events this node answered as duplicates.",
+            load(&c.duplicates),
+        ),
+        Sample::counter(
+            "ingest_events_limit_rejected_total",
+            "Events this node answered as refused by a state bound (decided in stream order).",
+            load(&c.rejected),
+        ),
+        Sample::counter(
+            "cluster_publish_failures_total",
+            "Ingest requests answered 503 because a publish was not acknowledged.",
+            load(&c.publish_failures),
+        ),
+        Sample::counter(
+            "cluster_applied_messages_total",
+            "Stream messages this node applied since it started.",
+            load(&c.applied_messages),
+        ),
+        Sample::gauge(
+            "cluster_applied_sequence",
+            "The last stream sequence applied to this node's rollups.",
+            applied as f64,
+        ),
+        Sample::gauge(
+            "cluster_consumer_lag",
+            "Stream messages published but not yet applied by this node, as of the last check.",
+            (end - applied) as f64,
+        ),
+        Sample::gauge(
+            "cluster_seconds_since_current",
+            "Seconds since this node last confirmed it had applied the whole stream.",
+            s.freshness.seconds_since_current(),
+        ),
+        Sample::counter(
+            "cluster_snapshots_written_total",
+            "Snapshots this node stored in the snapshot bucket.",
+            load(&c.snapshots_written),
+        ),
+        Sample::counter(
+            "cluster_snapshots_failed_total",
+            "Snapshots this node could not store.",
+            load(&c.snapshots_failed),
+        ),
+        Sample::gauge(
+            "cluster_start_sequence",
+            "The snapshot sequence this node started from.",
+            load(&c.started_from_sequence) as f64,
+        ),
+        Sample::gauge(
+            "cluster_catch_up_seconds",
+            "How long this node took from start to having applied the stream's end as of its start.",
+            load(&c.catch_up_ms) as f64 / 1000.0,
+        ),
+        Sample::gauge(
+            "dedupe_entries",
+            "Event ids remembered for deduplication.",
+            dedupe as f64,
+        ),
+        Sample::gauge("groups", "Groups with data.", stats.groups as f64),
+        Sample::gauge("series", "Rollup series held.", stats.series as f64),
+        Sample::gauge(
+            "slots",
+            "Rollup slots (time cells of series) held.",
+            stats.slots as f64,
+        ),
+        Sample::gauge(
+            "sessions_tracked",
+            "Real-time session spans tracked.",
+            stats.sessions_tracked as f64,
+        ),
+    ]
+}

@@ -1,0 +1,95 @@
+//! Snapshots: the replica, stored where every node can read it, and the stream purged behind
+//! them.
+//!
+//! Any node may write one: every node's replica at sequence `s` is the same state (see
+//! [`super::replica`]), so it does not matter which. Each node, every interval (with jitter so
+//! that nodes started together do not all write at once), stores its replica if the newest
+//! stored snapshot covers less than it has applied. The bucket keeps the two newest
+//! ([`crate::snapshot::SNAPSHOTS_KEPT`]); after storing, the node verifies the older kept one
+//! (checksum) and purges the stream below it, so the stream always holds everything after
+//! either kept snapshot, and a damaged newest snapshot can be skipped for the older one.
+
+use super::{Replica, Shared};
+use crate::ClusterError;
+use crate::snapshot::SNAPSHOTS_KEPT;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Writes snapshots until the task is aborted.
+pub(crate) async fn run(shared: Arc<Shared>, interval: Duration) {
+    loop {
+        tokio::time::sleep(jittered(interval)).await;
+        match snapshot_once(&shared).await {
+            Ok(Some(sequence)) => tracing::info!(sequence, "cluster node: snapshot stored"),
+            Ok(None) => {}
+            Err(e) => {
+                shared
+                    .counters
+                    .snapshots_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cluster node: snapshot not stored; trying again next interval");
+            }
+        }
+    }
+}
+
+/// Stores a snapshot if the newest stored one is behind this node, then purges the stream.
+/// Answers the sequence stored, if any.
+pub(crate) async fn snapshot_once(shared: &Arc<Shared>) -> Result<Option<u64>, ClusterError> {
+    let newest = shared.snapshots.list().await?.first().copied().unwrap_or(0);
+    if *shared.applied.borrow() <= newest {
+        return Ok(None);
+    }
+    // Encoding walks the whole state: off the async threads, under the read lock (queries go
+    // on; apply waits, as the embedded engine's writer does for a checkpoint).
+    let reading = shared.clone();
+    let (sequence, payload) = tokio::task::spawn_blocking(move || {
+        let replica = reading.replica.read();
+        (replica.applied_sequence, Replica::encode(&replica))
+    })
+    .await
+    .map_err(|e| ClusterError::Unavailable(format!("snapshot task: {e}")))?;
+    let payload = payload.map_err(|e| ClusterError::Snapshot {
+        covers_sequence: sequence,
+        reason: format!("encoding: {e}"),
+    })?;
+    shared.snapshots.put(sequence, &payload).await?;
+    shared
+        .counters
+        .snapshots_written
+        .fetch_add(1, Ordering::Relaxed);
+    purge_behind_snapshots(shared).await?;
+    Ok(Some(sequence))
+}
+
+/// Purges the stream below the older kept snapshot, once that one passes its checksum.
+async fn purge_behind_snapshots(shared: &Shared) -> Result<(), ClusterError> {
+    let kept = shared.snapshots.list().await?;
+    if kept.len() < SNAPSHOTS_KEPT {
+        return Ok(());
+    }
+    let Some(&older) = kept.last() else {
+        return Ok(());
+    };
+    shared.snapshots.get(older).await?;
+    let purged = shared.stream.purge_below(older + 1).await?;
+    if purged > 0 {
+        tracing::info!(
+            purged,
+            below = older + 1,
+            "cluster node: stream purged behind the kept snapshots"
+        );
+    }
+    Ok(())
+}
+
+/// `interval` give or take a fifth, so that nodes started together spread their snapshots.
+fn jittered(interval: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let fraction = 0.8 + 0.4 * f64::from(nanos % 1000) / 1000.0;
+    interval.mul_f64(fraction)
+}

@@ -1,0 +1,291 @@
+//! Cluster mode, end to end: three `nats-server`s as one JetStream cluster on loopback and three
+//! `ocp-metrics serve --nats` nodes, all real processes. Producers ingest through every node
+//! while one node and one NATS server are killed with SIGKILL and restarted; a producer whose
+//! request failed retries it on the next node. Then every node must answer every query exactly
+//! as a from-scratch recomputation of the acknowledged events (what the embedded mode answers
+//! for them): nothing lost, nothing counted twice, and the same on every node. A node started
+//! on a wiped data dir must catch up before it reports ready.
+//!
+//! Six processes share two cores: every wait polls with a generous deadline.
+
+mod reliability;
+mod support;
+
+use ocp_metrics_cluster::testing::NatsCluster;
+use reliability::{Line, Proc, Rng, compare_all, generate, post};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Nodes and NATS servers.
+const NODES: usize = 3;
+/// How long the cluster may take to agree after the last acknowledged request: the contract
+/// says 1 s on a healthy cluster; the rest is headroom for six processes on two cores.
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(60);
+/// How long one request may go unacknowledged across retries (a NATS failover takes seconds).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The nodes' base URLs and the token each accepts, shared with the producers (a restarted
+/// node listens on a new port).
+#[derive(Debug, Default)]
+struct Targets {
+    urls: Vec<String>,
+    tokens: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    answered_requests: AtomicU64,
+    failed_attempts: AtomicU64,
+}
+
+fn node_args(urls: &str) -> Vec<String> {
+    [
+        "--nats",
+        urls,
+        "--nats-replicas",
+        "3",
+        "--snapshot-interval-seconds",
+        "3",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Posts each request, starting at node `first`, moving to the next node after every failure,
+/// until one answers 200; then records the valid events as acknowledged.
+fn produce(
+    first: usize,
+    requests: Vec<Vec<Line>>,
+    targets: Arc<RwLock<Targets>>,
+    acked: Arc<Mutex<BTreeSet<String>>>,
+    tally: Arc<Tally>,
+) {
+    let mut node = first;
+    for request in requests {
+        let body: String = request.iter().map(|l| format!("{}\n", l.json)).collect();
+        let started = Instant::now();
+        let answer = loop {
+            assert!(
+                started.elapsed() < REQUEST_DEADLINE,
+                "a request was not acknowledged by any node in {REQUEST_DEADLINE:?}"
+            );
+            let (url, token) = {
+                let t = targets.read().unwrap();
+                (t.urls[node].clone(), t.tokens[node].clone())
+            };
+            match post(
+                &format!("{url}/ingest/v1/events"),
+                Some(&token),
+                "application/x-ndjson",
+                body.as_bytes(),
+            ) {
+                Ok((200, text)) => break serde_json::from_str::<Value>(&text).unwrap(),
+                Ok((status, text)) => {
+                    assert!(
+                        status == 503 || status == 429 || status == 401,
+                        "unexpected {status}: {text}"
+                    );
+                }
+                Err(_) => {}
+            }
+            tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            node = (node + 1) % NODES;
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let refused: BTreeSet<u64> = answer["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect();
+        let mut acked = acked.lock().unwrap();
+        for (i, line) in request.iter().enumerate() {
+            assert_eq!(
+                !refused.contains(&(i as u64)),
+                line.valid,
+                "event {i} ({}) answered wrongly: {answer}",
+                line.json
+            );
+            if line.valid {
+                acked.insert(line.json.clone());
+            }
+        }
+        drop(acked);
+        tally.answered_requests.fetch_add(1, Ordering::SeqCst);
+        node = (node + 1) % NODES;
+    }
+}
+
+/// Requests of 1 to 100 events, with resends of earlier requests (the producer's own retries).
+fn into_requests(rng: &mut Rng, lines: Vec<Line>) -> Vec<Vec<Line>> {
+    let mut out: Vec<Vec<Line>> = Vec::new();
+    let mut rest = &lines[..];
+    while !rest.is_empty() {
+        let n = (rng.below(100) as usize + 1).min(rest.len());
+        let mut request = rest[..n].to_vec();
+        rest = &rest[n..];
+        if rng.chance(10) && !out.is_empty() {
+            let earlier = out[rng.below(out.len() as u64) as usize].clone();
+            request.extend(earlier.into_iter().take(20));
+        }
+        out.push(request);
+    }
+    out
+}
+
+/// Waits until `node` answers every query like the recomputation of `lines`.
+fn converges(node: &Proc, token: &str, lines: &[&str]) -> Result<Duration, String> {
+    let started = Instant::now();
+    loop {
+        match compare_all(node, token, lines) {
+            Ok(_) => return Ok(started.elapsed()),
+            Err(e) if started.elapsed() > CONVERGE_DEADLINE => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// The log lines about snapshots of every node, for failure messages.
+fn snapshot_log_lines(nodes: &[Proc]) -> String {
+    nodes
+        .iter()
+        .flat_map(|n| {
+            n.log()
+                .lines()
+                .filter(|l| l.contains("snapshot"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < deadline,
+            "{what}: not within {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_through_kills() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut nats = rt.block_on(NatsCluster::start(NODES));
+    let args = node_args(&nats.urls().join(","));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Proc> = (0..NODES)
+        .map(|i| {
+            let data = root.path().join(format!("data-{i}"));
+            let logs = root.path().join(format!("logs-{i}"));
+            std::fs::create_dir_all(&logs).unwrap();
+            Proc::new(&data, &logs, &args)
+        })
+        .collect();
+    let targets = Arc::new(RwLock::new(Targets::default()));
+    for node in &mut nodes {
+        let url = node.start_ready();
+        let token = node.create_token();
+        let mut t = targets.write().unwrap();
+        t.urls.push(url);
+        t.tokens.push(token);
+    }
+
+    let mut rng = Rng(7);
+    let lines = generate(&mut rng, 500, "c");
+    let valid: BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l.valid)
+        .map(|l| l.json.clone())
+        .collect();
+    let requests = into_requests(&mut rng, lines);
+    let total_requests = requests.len() as u64;
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let tally = Arc::new(Tally::default());
+    let halves: Vec<Vec<Vec<Line>>> = {
+        let mid = requests.len() / 2;
+        let mut second = requests;
+        let first = second.drain(..mid).collect();
+        vec![first, second]
+    };
+    let producers: Vec<_> = halves
+        .into_iter()
+        .enumerate()
+        .map(|(p, requests)| {
+            let (targets, acked, tally) = (targets.clone(), acked.clone(), tally.clone());
+            std::thread::spawn(move || produce(p, requests, targets, acked, tally))
+        })
+        .collect();
+
+    // Chaos while the producers run: SIGKILL node 1 a third of the way in, SIGKILL NATS server
+    // 0 half way, then bring both back.
+    let answered = || tally.answered_requests.load(Ordering::SeqCst);
+    wait_until("a third answered", REQUEST_DEADLINE, || {
+        answered() >= total_requests / 3
+    });
+    nodes[1].kill9();
+    nats.kill(0);
+    wait_until("two thirds answered", REQUEST_DEADLINE, || {
+        answered() >= 2 * total_requests / 3
+    });
+    rt.block_on(nats.restart(0));
+    let url = nodes[1].start_ready();
+    {
+        let token = nodes[1].create_token();
+        let mut t = targets.write().unwrap();
+        t.urls[1] = url;
+        t.tokens[1] = token;
+    }
+    for p in producers {
+        p.join().expect("a producer failed");
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(
+        acked, valid,
+        "every valid event was acknowledged once the producers finished"
+    );
+    let lines: Vec<&str> = acked.iter().map(String::as_str).collect();
+
+    // Every node answers exactly the recomputation, once it has converged.
+    let tokens = targets.read().unwrap().tokens.clone();
+    for (i, node) in nodes.iter().enumerate() {
+        if let Err(e) = converges(node, &tokens[i], &lines) {
+            panic!(
+                "node {i} does not answer like the recomputation of the acknowledged events: {e}\nlog:\n{}",
+                node.log_tail()
+            );
+        }
+    }
+
+    // A node on a wiped data dir catches up (from a snapshot and the stream after it) before
+    // it reports ready, and then answers the same.
+    nodes[2].kill9();
+    std::fs::remove_dir_all(&nodes[2].data).unwrap();
+    let started = Instant::now();
+    nodes[2].start_ready();
+    let catch_up = started.elapsed();
+    let token = nodes[2].create_token();
+    compare_all(&nodes[2], &token, &lines)
+        .unwrap_or_else(|e| panic!("the wiped node, once ready: {e}"));
+    let metrics = nodes[2].metrics();
+    assert!(
+        metrics["ocp_metrics_cluster_start_sequence"] > 0.0,
+        "the wiped node started from a snapshot: {metrics:?}\nsnapshot lines of the nodes' logs:\n{}",
+        snapshot_log_lines(&nodes)
+    );
+    eprintln!(
+        "cluster test: {} events acknowledged, {} failed attempts retried, wiped node ready in {catch_up:?}",
+        lines.len(),
+        tally.failed_attempts.load(Ordering::Relaxed)
+    );
+}
