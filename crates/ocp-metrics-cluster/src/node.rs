@@ -351,6 +351,11 @@ fn samples(s: &Shared) -> Vec<Sample> {
             applied as f64,
         ),
         Sample::gauge(
+            "cluster_stream_last_sequence",
+            "The stream's last sequence, as of this node's last check.",
+            end as f64,
+        ),
+        Sample::gauge(
             "cluster_consumer_lag",
             "Stream messages published but not yet applied by this node, as of the last check.",
             (end - applied) as f64,

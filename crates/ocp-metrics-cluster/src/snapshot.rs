@@ -49,11 +49,17 @@ pub struct Snapshot {
     pub payload: Vec<u8>,
 }
 
-/// The longest one snapshot operation (a put, a get, a listing) may take before it fails with
-/// `Unavailable`. The object store reads through consumers that can stall when a server goes
-/// away mid-transfer; a bound turns a stall into an error the node retries. Ten minutes moves
-/// gigabytes on loopback-class links, far above any snapshot of today's limits.
+/// The longest reading a snapshot may take before it fails with `Unavailable`. The object
+/// store reads through consumers that can stall when a server goes away mid-transfer; a bound
+/// turns a stall into an error the node retries. Ten minutes moves gigabytes on loopback-class
+/// links, far above any snapshot of today's limits.
 pub const SNAPSHOT_OPERATION_TIMEOUT_MS: u64 = 600_000;
+/// The longest a small operation (metadata, a delete) or the fixed part of a put may take, in
+/// milliseconds. A put to a stream whose leader was just killed was seen to stall without
+/// failing; a node must not stop snapshotting for ten minutes because of it.
+pub const SNAPSHOT_SMALL_OPERATION_TIMEOUT_MS: u64 = 30_000;
+/// The slowest transfer a put is given time for, in bytes per millisecond (10 MB/s).
+pub const SNAPSHOT_TRANSFER_BYTES_PER_MS_MIN: u64 = 10_000;
 
 /// The snapshot bucket.
 #[derive(Clone)]
@@ -106,7 +112,10 @@ impl SnapshotStore {
     /// but the newest [`SNAPSHOTS_KEPT`].
     pub async fn put(&self, covers_sequence: u64, payload: &[u8]) -> Result<(), ClusterError> {
         let blob = frame(covers_sequence, payload);
+        let timeout_ms = SNAPSHOT_SMALL_OPERATION_TIMEOUT_MS
+            + blob.len() as u64 / SNAPSHOT_TRANSFER_BYTES_PER_MS_MIN;
         bounded(
+            timeout_ms,
             "store a snapshot",
             self.store
                 .put(object_name(covers_sequence).as_str(), &mut blob.as_slice()),
@@ -114,6 +123,7 @@ impl SnapshotStore {
         .await?;
         for old in self.list().await?.into_iter().skip(SNAPSHOTS_KEPT) {
             bounded(
+                SNAPSHOT_SMALL_OPERATION_TIMEOUT_MS,
                 "delete an old snapshot",
                 self.store.delete(object_name(old)),
             )
@@ -150,7 +160,12 @@ impl SnapshotStore {
             else {
                 continue;
             };
-            let info = bounded("read a snapshot's metadata", self.store.info(&name)).await?;
+            let info = bounded(
+                SNAPSHOT_SMALL_OPERATION_TIMEOUT_MS,
+                "read a snapshot's metadata",
+                self.store.info(&name),
+            )
+            .await?;
             if !info.deleted {
                 sequences.push(seq);
             }
@@ -188,26 +203,27 @@ impl SnapshotStore {
             object.read_to_end(&mut blob).await?;
             Ok::<_, async_nats::Error>(blob)
         };
-        bounded(&format!("read snapshot {covers_sequence}"), read).await
+        bounded(
+            SNAPSHOT_OPERATION_TIMEOUT_MS,
+            &format!("read snapshot {covers_sequence}"),
+            read,
+        )
+        .await
     }
 }
 
-/// Runs one object-store operation within [`SNAPSHOT_OPERATION_TIMEOUT_MS`].
+/// Runs one object-store operation within `timeout_ms`.
 async fn bounded<T, E: std::fmt::Display>(
+    timeout_ms: u64,
     what: &str,
     op: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, ClusterError> {
-    tokio::time::timeout(
-        std::time::Duration::from_millis(SNAPSHOT_OPERATION_TIMEOUT_MS),
-        op,
-    )
-    .await
-    .map_err(|_| {
-        ClusterError::Unavailable(format!(
-            "cannot {what}: no progress within {SNAPSHOT_OPERATION_TIMEOUT_MS} ms"
-        ))
-    })?
-    .map_err(|e| js_error(what, e))
+    tokio::time::timeout(std::time::Duration::from_millis(timeout_ms), op)
+        .await
+        .map_err(|_| {
+            ClusterError::Unavailable(format!("cannot {what}: no progress within {timeout_ms} ms"))
+        })?
+        .map_err(|e| js_error(what, e))
 }
 
 fn object_name(covers_sequence: u64) -> String {
@@ -289,6 +305,7 @@ impl SnapshotStore {
         blob: &[u8],
     ) -> Result<(), ClusterError> {
         bounded(
+            SNAPSHOT_OPERATION_TIMEOUT_MS,
             "store a raw snapshot blob",
             self.store
                 .put(object_name(covers_sequence).as_str(), &mut &blob[..]),

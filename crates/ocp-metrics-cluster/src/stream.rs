@@ -252,8 +252,8 @@ pub struct EventReader {
     messages: pull::Ordered,
     /// The lowest sequence not yet delivered: anything below is a redelivery and is skipped.
     next_sequence: u64,
-    /// The consumer ended (its connection was closed): read on with a new reader from
-    /// [`EventReader::next_sequence`].
+    /// The consumer ended (its connection was closed, or it skipped a sequence): read on with
+    /// a new reader from [`EventReader::next_sequence`].
     closed: bool,
 }
 
@@ -301,10 +301,20 @@ impl EventReader {
                 .info()
                 .map_err(|e| ClusterError::Unavailable(format!("message without metadata: {e}")))?
                 .stream_sequence;
-            // The ordered consumer already guarantees no gaps and no repeats; this is a cheap
-            // second line so that a repeat can never be applied twice.
+            // The ordered consumer is meant to deliver without gaps or repeats; these checks
+            // make sure of it. A repeat is skipped. A gap (the stream's sequences are
+            // contiguous: single messages are never deleted, purges only drop a prefix that
+            // snapshots cover) ends this reader so that a new one restarts at the first
+            // missing sequence; skipping would make this node's state differ from its peers'.
             if sequence < self.next_sequence {
                 continue;
+            }
+            if sequence > self.next_sequence {
+                self.closed = true;
+                return Err(ClusterError::Unavailable(format!(
+                    "ordered consumer delivered sequence {sequence} where {} was due; reading again from there",
+                    self.next_sequence
+                )));
             }
             let record = record::decode(&message.payload)
                 .map_err(|reason| ClusterError::Decode { sequence, reason })?;

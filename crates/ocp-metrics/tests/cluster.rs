@@ -148,6 +148,16 @@ fn converges(node: &Proc, token: &str, lines: &[&str]) -> Result<Duration, Strin
     }
 }
 
+/// A node's log lines other than access and info lines, for failure messages.
+fn warnings(node: &Proc) -> String {
+    node.log()
+        .lines()
+        .filter(|l| !l.contains("ocp_metrics::access") && !l.contains("INFO"))
+        .take(60)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The log lines about snapshots of every node, for failure messages.
 fn snapshot_log_lines(nodes: &[Proc]) -> String {
     nodes
@@ -260,15 +270,25 @@ fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_throug
     let tokens = targets.read().unwrap().tokens.clone();
     for (i, node) in nodes.iter().enumerate() {
         if let Err(e) = converges(node, &tokens[i], &lines) {
+            let m = node.metrics();
             panic!(
-                "node {i} does not answer like the recomputation of the acknowledged events: {e}\nlog:\n{}",
-                node.log_tail()
+                "node {i} does not answer like the recomputation of the acknowledged events: {e}\napplied {:?} of {:?}, {:?} s since current, readyz {:?}\nwarnings:\n{}",
+                m.get("ocp_metrics_cluster_applied_sequence"),
+                m.get("ocp_metrics_cluster_stream_last_sequence"),
+                m.get("ocp_metrics_cluster_seconds_since_current"),
+                reliability::get(&format!("{}/readyz", node.base_url)),
+                warnings(node)
             );
         }
     }
 
     // A node on a wiped data dir catches up (from a snapshot and the stream after it) before
     // it reports ready, and then answers the same.
+    wait_until("a snapshot stored", CONVERGE_DEADLINE, || {
+        nodes
+            .iter()
+            .any(|n| n.metrics()["ocp_metrics_cluster_snapshots_written_total"] > 0.0)
+    });
     nodes[2].kill9();
     std::fs::remove_dir_all(&nodes[2].data).unwrap();
     let started = Instant::now();

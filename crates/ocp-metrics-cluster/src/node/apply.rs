@@ -11,6 +11,12 @@ use std::time::Duration;
 /// Messages applied under one write lock: enough to amortise the lock at 100k messages a
 /// second, few enough that a query waits at most a millisecond or two for the lock.
 pub const APPLY_BATCH_MESSAGES_MAX: usize = 1_024;
+/// A reader that delivers nothing for this long while the stream is known to hold messages it
+/// has not delivered is replaced, in milliseconds. The ordered consumer recreates itself after
+/// missed heartbeats, but was seen here to stay silent after the server it was placed on was
+/// killed; a new consumer from the applied sequence + 1 costs nothing and cannot skip a
+/// message.
+pub const STALLED_READER_MS: u64 = 3_000;
 /// Pause after a consumer error before reading again, in milliseconds (the ordered consumer
 /// recreates itself meanwhile; this keeps a dead connection from spinning the task).
 const ERROR_PAUSE_MS: u64 = 200;
@@ -19,14 +25,35 @@ const ERROR_PAUSE_MS: u64 = 200;
 /// cannot decode (skipping it would make this node's state differ from its peers').
 pub(crate) async fn run(shared: Arc<Shared>, mut reader: EventReader) {
     loop {
-        let (batch, error) = next_batch(&mut reader).await;
+        let waited = tokio::time::timeout(
+            Duration::from_millis(STALLED_READER_MS),
+            next_batch(&mut reader),
+        )
+        .await;
+        let Ok((batch, error)) = waited else {
+            let applied = *shared.applied.borrow();
+            let end = shared.counters.stream_last_sequence.load(Ordering::Relaxed);
+            if end > applied {
+                tracing::warn!(
+                    applied,
+                    stream_last_sequence = end,
+                    "cluster node: the stream consumer delivered nothing for {STALLED_READER_MS} ms while the stream holds more; replacing it"
+                );
+                reader = reopen(&shared, applied + 1).await;
+            }
+            continue;
+        };
         if !batch.is_empty() {
             apply_batch(&shared, &batch);
         }
         match error {
             None => {}
             Some(ClusterError::Unavailable(why)) => {
-                tracing::debug!(error = %why, "cluster node: stream consumer interrupted");
+                if reader.is_closed() {
+                    tracing::warn!(error = %why, "cluster node: stream consumer ended; opening a new one");
+                } else {
+                    tracing::debug!(error = %why, "cluster node: stream consumer interrupted");
+                }
                 tokio::time::sleep(Duration::from_millis(ERROR_PAUSE_MS)).await;
                 if reader.is_closed() {
                     reader = reopen(&shared, reader.next_sequence()).await;
@@ -46,6 +73,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut reader: EventReader) {
 
 /// Waits for one message, then takes whatever else is already there, up to the batch bound.
 /// An error ends the batch and is returned after it, so nothing read before it is lost.
+/// Cancel-safe while it waits for the first message (nothing has been taken yet).
 async fn next_batch(reader: &mut EventReader) -> (Vec<StreamEvent>, Option<ClusterError>) {
     let mut batch = Vec::new();
     match reader.next().await {

@@ -37,7 +37,13 @@ pub(crate) async fn run(shared: Arc<Shared>, interval: Duration) {
 /// Stores a snapshot if the newest stored one is behind this node, then purges the stream.
 /// Answers the sequence stored, if any.
 pub(crate) async fn snapshot_once(shared: &Arc<Shared>) -> Result<Option<u64>, ClusterError> {
-    let newest = shared.snapshots.list().await?.first().copied().unwrap_or(0);
+    let listing = tokio::time::timeout(
+        Duration::from_millis(crate::snapshot::SNAPSHOT_SMALL_OPERATION_TIMEOUT_MS),
+        shared.snapshots.list(),
+    )
+    .await
+    .map_err(|_| ClusterError::Unavailable("listing the snapshots stalled".into()))??;
+    let newest = listing.first().copied().unwrap_or(0);
     if *shared.applied.borrow() <= newest {
         return Ok(None);
     }
