@@ -14,6 +14,7 @@ use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
 use ocp_metrics_server::{
     BODY_READ_TIMEOUT_MS_DEFAULT, BackendOpener, CONNECTIONS_MAX_DEFAULT,
     HEADER_READ_TIMEOUT_MS_DEFAULT, Limits, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
+    open_file_registry,
 };
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
 use std::path::{Path, PathBuf};
@@ -200,6 +201,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (None, false) => None,
         };
         let metrics_token = operator_token(METRICS_TOKEN_ENV, args.metrics_token_file.as_deref())?;
+        let auth_config = AuthConfig {
+            access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),
+            rate_per_second: args.rate_per_second,
+            rate_burst: args.rate_burst,
+        };
+        // Embedded mode: the credentials live in the data directory, next to the store.
+        let registry = open_file_registry(&args.data_dir, auth_config, clock.clone())
+            .context("opening the API clients and tokens")?;
         let config = ServerConfig {
             listen: args.listen.clone(),
             data_dir: args.data_dir.clone(),
@@ -216,11 +225,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 header_read_timeout_ms: args.header_read_timeout_ms,
                 body_read_timeout_ms: args.body_read_timeout_ms,
             },
-            auth: AuthConfig {
-                access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),
-                rate_per_second: args.rate_per_second,
-                rate_burst: args.rate_burst,
-            },
+            registry,
             backend: BackendOpener(ocp_metrics_store::open_embedded(
                 args.data_dir.clone(),
                 engine_config(&args),
