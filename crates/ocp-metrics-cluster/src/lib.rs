@@ -65,6 +65,7 @@
 //! [`EventStream::last_sequence`] as read at its start.
 
 pub mod connect;
+pub mod credentials;
 pub mod kv;
 pub mod record;
 pub mod snapshot;
@@ -73,6 +74,7 @@ pub mod stream;
 pub mod testing;
 
 pub use connect::{NatsAuth, NatsOptions};
+pub use credentials::{KvCredentialStore, open_cluster_registry};
 pub use kv::{CredentialChange, CredentialsKv, CredentialsWatch};
 pub use record::EventRecord;
 pub use snapshot::{Snapshot, SnapshotStore};
