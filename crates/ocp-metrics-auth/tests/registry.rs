@@ -794,3 +794,80 @@ fn arbitrary_bearer_tokens_are_refused() {
         })
         .unwrap();
 }
+
+/// A store that refuses every change, as a cluster store without quorum does.
+#[derive(Debug)]
+struct Refusing;
+
+impl CredentialStore for Refusing {
+    fn signing_key(&self) -> ocp_metrics_service::BoxFuture<'_, Result<SigningKey, AuthError>> {
+        Box::pin(async { Ok(SigningKey::generate()) })
+    }
+    fn load(&self) -> ocp_metrics_service::BoxFuture<'_, Result<Credentials, AuthError>> {
+        Box::pin(async { Ok(Credentials::default()) })
+    }
+    fn persist<'a>(
+        &'a self,
+        _change: &'a RecordChange,
+        _after: &'a Credentials,
+    ) -> ocp_metrics_service::BoxFuture<'a, Result<Option<u64>, AuthError>> {
+        Box::pin(async { Err(AuthError::Unavailable("no quorum".into())) })
+    }
+}
+
+/// A change the store could not make durable never takes effect.
+#[tokio::test]
+async fn a_change_the_store_refuses_never_happens() {
+    let clock = ManualClock::new();
+    let reg = Registry::with_store(Box::new(Refusing), AuthConfig::default(), clock.clock())
+        .await
+        .unwrap();
+    let client = reg
+        .create_client(name("c"), groups(&["*"]), scopes(BOTH))
+        .await;
+    assert!(
+        matches!(client, Err(AuthError::Unavailable(_))),
+        "{client:?}"
+    );
+    let token = reg
+        .create_token(name("t"), groups(&["*"]), scopes(BOTH), None)
+        .await;
+    assert!(matches!(token, Err(AuthError::Unavailable(_))), "{token:?}");
+    assert!(reg.list_clients().is_empty());
+    assert!(reg.list_tokens().is_empty());
+}
+
+/// Changes seen from elsewhere apply in revision order: a late, older one is ignored.
+#[tokio::test]
+async fn changes_from_elsewhere_apply_by_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let origin = open(dir.path(), &clock);
+    let (client, secret) = origin
+        .create_client(name("c"), groups(&["*"]), scopes(BOTH))
+        .await
+        .unwrap();
+    // The record as a store holds it: the registry file's JSON.
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(REGISTRY_FILE)).unwrap()).unwrap();
+    let record: ClientRecord = serde_json::from_value(file["clients"][0].clone()).unwrap();
+
+    let node = Registry::with_store(Box::new(Refusing), AuthConfig::default(), clock.clock())
+        .await
+        .unwrap();
+    let works = || node.issue_access_token(&client.id, &secret, None).is_ok();
+    assert!(!works());
+    let delete = || RecordChange::DeleteClient(client.id.clone());
+    // (change, revision, whether it applies, whether the client then works)
+    let cases = [
+        (RecordChange::PutClient(record.clone()), 5, true, true),
+        (RecordChange::PutClient(record.clone()), 5, false, true),
+        (delete(), 4, false, true),
+        (delete(), 6, true, false),
+        (RecordChange::PutClient(record), 5, false, false),
+    ];
+    for (i, (change, revision, applies, then_works)) in cases.into_iter().enumerate() {
+        assert_eq!(node.apply_change(change, revision), applies, "case {i}");
+        assert_eq!(works(), then_works, "case {i}");
+    }
+}
