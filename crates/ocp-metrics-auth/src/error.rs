@@ -1,6 +1,7 @@
 //! Errors. Every message here may be shown to the caller of the HTTP API, except those of
-//! [`AuthError::Storage`] and [`AuthError::Corrupt`], which name files and belong in the server's
-//! log behind a generic 500.
+//! [`AuthError::Storage`], [`AuthError::Corrupt`], [`AuthError::CorruptRecord`] and
+//! [`AuthError::Unavailable`], which name files or servers and belong in the server's log
+//! behind a generic 500 or 503.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -80,6 +81,14 @@ pub enum AuthError {
     /// A file in the data directory cannot be understood; a start-up error.
     #[error("auth storage: {path} is corrupt: {message}")]
     Corrupt { path: PathBuf, message: String },
+    /// A record in a shared credential store (where `location` says) cannot be understood; a
+    /// start-up error.
+    #[error("auth storage: {location} is corrupt: {message}")]
+    CorruptRecord { location: String, message: String },
+    /// A shared credential store did not answer (no quorum, no connection): HTTP 503, retry
+    /// the change shortly. Nothing was changed.
+    #[error("the credential store is unavailable: {0}; retry in a few seconds")]
+    Unavailable(String),
 }
 
 impl AuthError {

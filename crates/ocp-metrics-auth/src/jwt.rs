@@ -20,9 +20,10 @@ const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The HS256 key. Printed only redacted.
-#[derive(Clone)]
-pub(crate) struct SigningKey(pub(crate) [u8; KEY_BYTES]);
+/// The HS256 key that signs access tokens. Printed only redacted; it leaves the process only
+/// towards a [`crate::CredentialStore`], never towards a client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey(pub(crate) [u8; KEY_BYTES]);
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -31,6 +32,24 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
+    /// A new random key from the operating system's CSPRNG (through the thread-local one).
+    pub fn generate() -> SigningKey {
+        SigningKey(crate::secret::random_bytes::<KEY_BYTES>())
+    }
+
+    /// The key as a store keeps it: [`KEY_BYTES`] raw bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SigningKey, String> {
+        let key: [u8; KEY_BYTES] = bytes
+            .try_into()
+            .map_err(|_| format!("holds {} bytes, expected {KEY_BYTES}", bytes.len()))?;
+        Ok(SigningKey(key))
+    }
+
+    /// The raw bytes, for a [`crate::CredentialStore`] to keep. Never log or send them.
+    pub fn to_bytes(&self) -> [u8; KEY_BYTES] {
+        self.0
+    }
+
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
         HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length")

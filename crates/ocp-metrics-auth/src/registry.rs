@@ -13,17 +13,18 @@ pub use config::{AuthConfig, MAX_ACCESS_TOKEN_TTL_SECS};
 pub use grant::{AccessToken, MAX_CREDENTIAL_BYTES, check_grant_type};
 pub use manage::{ClientInfo, TokenInfo};
 
+use crate::credentials::{CredentialStore, Credentials, RecordChange};
 use crate::error::AuthError;
 use crate::failures::{FailureLimiter, FailureVerdict};
 use crate::jwt::SigningKey;
 use crate::rate::RateLimiter;
-use crate::store::{self, State};
+use crate::store::FileStore;
 use jiff::Timestamp;
 use ocp_metrics_core::Clock;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,20 +33,29 @@ pub const CLIENT_ID_PREFIX: &str = "ocpm_client_";
 /// Every personal access token starts with this, then the token id, `_`, and the secret.
 pub const PAT_PREFIX: &str = "ocpm_pat_";
 
-/// API clients and personal access tokens, persisted in the data directory.
+/// API clients and personal access tokens, kept durable by a [`CredentialStore`]: files in the
+/// data directory ([`Registry::open`]) or a store shared by the nodes of a cluster
+/// ([`Registry::with_store`]).
 ///
-/// Share it through an `Arc`. Reads (authentication) never wait for a disk write: a change is
-/// made on a copy, written to disk, and only then published, so a reader sees either the state
-/// before the change or the state after it, and a change that could not be saved never happens.
+/// Share it through an `Arc`. Reads (authentication) never wait for a write: a change is made
+/// durable by the store first and only then published to the in-memory state, so a reader sees
+/// either the state before the change or the state after it, and a change that could not be
+/// saved never happens. Changes made by other nodes arrive through [`Registry::apply_change`]
+/// and [`Registry::replace_credentials`].
+///
+/// Rate limits and failed-authentication counts are this registry's own: in a cluster each node
+/// counts the requests it serves.
 pub struct Registry {
-    dir: PathBuf,
+    store: Box<dyn CredentialStore>,
     config: AuthConfig,
     /// The source of "now", injected so that expiry and rate limits are testable.
     clock: Arc<dyn Clock>,
     key: SigningKey,
-    state: RwLock<State>,
-    /// Serializes changes, so that two concurrent changes cannot both start from the same copy.
-    writer: Mutex<()>,
+    state: RwLock<Credentials>,
+    /// Serializes changes, so that two concurrent changes cannot both start from the same copy
+    /// (the file store writes the whole state). Async, because it is held across the store's
+    /// write.
+    writer: tokio::sync::Mutex<()>,
     limiter: RateLimiter,
     failures: FailureLimiter,
 }
@@ -54,7 +64,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.read();
         f.debug_struct("Registry")
-            .field("dir", &self.dir)
+            .field("store", &self.store)
             .field("config", &self.config)
             .field("clients", &state.clients.len())
             .field("tokens", &state.tokens.len())
@@ -64,45 +74,108 @@ impl fmt::Debug for Registry {
 
 impl Registry {
     /// Opens the registry in `data_dir` (created if missing), generating the signing key on
-    /// first start.
+    /// first start: the [`FileStore`] of a single node. Reads two small files; needs no async
+    /// runtime, but changes (which fsync on tokio's blocking pool) need a tokio runtime.
     pub fn open(
         data_dir: &Path,
         config: AuthConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Registry, AuthError> {
         config.validate()?;
-        ocp_metrics_store::private::create_dir(data_dir)
-            .map_err(|e| AuthError::storage(format!("creating {}", data_dir.display()), e))?;
-        let key = store::load_or_create_key(data_dir)?;
-        let state = store::load_state(data_dir)?;
+        let store = FileStore::open(data_dir)?;
+        let key = store.signing_key_now()?;
+        let state = store.load_now()?;
+        Ok(Registry::assemble(
+            Box::new(store),
+            config,
+            clock,
+            key,
+            state,
+        ))
+    }
+
+    /// Opens the registry on `store`: loads (or creates) the signing key, then every client and
+    /// token. Returns once both are loaded.
+    pub async fn with_store(
+        store: Box<dyn CredentialStore>,
+        config: AuthConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Registry, AuthError> {
+        config.validate()?;
+        let key = store.signing_key().await?;
+        let state = store.load().await?;
+        Ok(Registry::assemble(store, config, clock, key, state))
+    }
+
+    fn assemble(
+        store: Box<dyn CredentialStore>,
+        config: AuthConfig,
+        clock: Arc<dyn Clock>,
+        key: SigningKey,
+        state: Credentials,
+    ) -> Registry {
         let limiter = RateLimiter::new(config.rate_per_second, config.rate_burst);
-        Ok(Registry {
-            dir: data_dir.to_owned(),
+        Registry {
+            store,
             config,
             clock,
             key,
             state: RwLock::new(state),
-            writer: Mutex::new(()),
+            writer: tokio::sync::Mutex::new(()),
             limiter,
             failures: FailureLimiter::new(),
-        })
+        }
     }
 
     fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
-    /// Applies `change` to a copy of the state; if it reports a change, saves the copy and then
-    /// publishes it.
-    fn mutate<R>(&self, change: impl FnOnce(&mut State) -> (bool, R)) -> Result<R, AuthError> {
-        let _writer = self.writer.lock();
-        let mut next = self.state.read().clone();
-        let (changed, result) = change(&mut next);
-        if changed {
-            store::save_state(&self.dir, &next)?;
-            *self.state.write() = next;
-        }
+    /// Decides a change from the current state; if there is one, makes it durable in the store
+    /// and then publishes it.
+    ///
+    /// Not cancel-safe: dropped after the store took the change but before it is published,
+    /// the change is durable but this registry does not show it (a shared store's watch brings
+    /// it back; the file store would overwrite it at the next change). A caller that may be
+    /// cancelled, such as an HTTP handler, runs it on a task of its own.
+    async fn mutate<R>(
+        &self,
+        decide: impl FnOnce(&Credentials) -> (Option<RecordChange>, R),
+    ) -> Result<R, AuthError> {
+        let _writer = self.writer.lock().await;
+        let (change, after, result) = {
+            let state = self.state.read();
+            let (change, result) = decide(&state);
+            let Some(change) = change else {
+                return Ok(result);
+            };
+            let mut after = state.clone();
+            after.apply(change.clone(), None);
+            (change, after, result)
+        };
+        let revision = self.store.persist(&change, &after).await?;
+        self.state.write().apply(change, revision);
         Ok(result)
+    }
+
+    /// Applies a change made elsewhere (by another node, through a shared store) and seen with
+    /// `revision`. A change older than one already applied to the same record is ignored, so
+    /// changes may arrive in any order and more than once. Says whether it applied.
+    pub fn apply_change(&self, change: RecordChange, revision: u64) -> bool {
+        let applied = self.state.write().apply(change.clone(), Some(revision));
+        if applied {
+            tracing::debug!(kind = ?change.kind(), id = %change.id(), revision, "applied a credential change from the cluster");
+        }
+        applied
+    }
+
+    /// Replaces the state with `fresh`, a full re-read of a shared store that covers every
+    /// revision up to `watermark` (after its watch failed, so that deletions missed meanwhile
+    /// take effect), keeping the records changed after `watermark`.
+    pub fn replace_credentials(&self, fresh: Credentials, watermark: u64) {
+        let mut state = self.state.write();
+        let next = state.rebased(fresh, watermark);
+        *state = next;
     }
 
     /// Takes one request from `subject`'s token bucket ([`crate::Grants::subject`]), or says how long

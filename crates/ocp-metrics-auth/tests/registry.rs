@@ -59,8 +59,8 @@ fn claims(token: &str) -> serde_json::Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-#[test]
-fn clients_create_list_delete() {
+#[tokio::test]
+async fn clients_create_list_delete() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
@@ -68,10 +68,12 @@ fn clients_create_list_delete() {
 
     let (a, secret_a) = reg
         .create_client(name("ingest"), groups(&["ocp-qa"]), scopes(BOTH))
+        .await
         .unwrap();
     clock.advance(1);
     let (b, secret_b) = reg
         .create_client(name("reader"), groups(&["*"]), scopes(&["metrics:read"]))
+        .await
         .unwrap();
     assert!(a.id.starts_with(CLIENT_ID_PREFIX));
     assert_ne!(a.id, b.id);
@@ -93,14 +95,14 @@ fn clients_create_list_delete() {
     );
     assert!(!format!("{json} {a:?}").contains(&secret_a));
 
-    assert!(reg.delete_client(&a.id).unwrap());
-    assert!(!reg.delete_client(&a.id).unwrap());
-    assert!(!reg.delete_client("ocpm_client_nope").unwrap());
+    assert!(reg.delete_client(&a.id).await.unwrap());
+    assert!(!reg.delete_client(&a.id).await.unwrap());
+    assert!(!reg.delete_client("ocpm_client_nope").await.unwrap());
     assert_eq!(reg.list_clients(), vec![b]);
 }
 
-#[test]
-fn tokens_create_list_revoke_and_reject_past_expiry() {
+#[tokio::test]
+async fn tokens_create_list_revoke_and_reject_past_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
@@ -113,7 +115,9 @@ fn tokens_create_list_revoke_and_reject_past_expiry() {
         (None, true),
     ];
     for (expires_at, ok) in cases {
-        let r = reg.create_token(name("pat"), groups(&["ocp-qa"]), scopes(BOTH), expires_at);
+        let r = reg
+            .create_token(name("pat"), groups(&["ocp-qa"]), scopes(BOTH), expires_at)
+            .await;
         match (r, ok) {
             (Ok(_), true) => {}
             (Err(AuthError::InvalidInput(m)), false) => assert!(m.starts_with("expires_at"), "{m}"),
@@ -124,6 +128,7 @@ fn tokens_create_list_revoke_and_reject_past_expiry() {
     assert_eq!(listed.len(), 2);
     let (pat, token) = reg
         .create_token(name("mine"), groups(&["*"]), scopes(BOTH), None)
+        .await
         .unwrap();
     assert_eq!(reg.list_tokens().len(), 3);
     assert!(token.starts_with(&format!("{PAT_PREFIX}{}_", pat.id)));
@@ -137,18 +142,19 @@ fn tokens_create_list_revoke_and_reject_past_expiry() {
             .contains(&token[PAT_PREFIX.len() + pat.id.len() + 1..])
     );
 
-    assert!(reg.revoke_token(&pat.id).unwrap());
-    assert!(!reg.revoke_token(&pat.id).unwrap());
+    assert!(reg.revoke_token(&pat.id).await.unwrap());
+    assert!(!reg.revoke_token(&pat.id).await.unwrap());
     assert_eq!(reg.list_tokens(), listed);
 }
 
-#[test]
-fn state_survives_reopen_and_the_files_hold_no_secret() {
+#[tokio::test]
+async fn state_survives_reopen_and_the_files_hold_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
     let (client, secret) = reg
         .create_client(name("ingest"), groups(&["ocp-qa"]), scopes(BOTH))
+        .await
         .unwrap();
     let expires = clock.now() + SignedDuration::from_secs(3600);
     let (pat, token) = reg
@@ -158,6 +164,7 @@ fn state_survives_reopen_and_the_files_hold_no_secret() {
             scopes(BOTH),
             Some(expires),
         )
+        .await
         .unwrap();
     let access = reg.issue_access_token(&client.id, &secret, None).unwrap();
     let (clients, tokens) = (reg.list_clients(), reg.list_tokens());
@@ -206,8 +213,8 @@ fn state_survives_reopen_and_the_files_hold_no_secret() {
 
 /// A registry file as version 1 has always laid it out (one flat object per client and per
 /// token, the hash last) opens, lists and authenticates, and is written back in the same layout.
-#[test]
-fn a_version_1_registry_file_opens_and_keeps_its_layout() {
+#[tokio::test]
+async fn a_version_1_registry_file_opens_and_keeps_its_layout() {
     let client = r#"{"id":"ocpm_client_ab","name":"ingest bot","groups":["ocp-qa"],"scopes":["events:write"],"created_at":"2024-03-27T11:00:00Z","secret_sha256":"83aeb0c6678c4184dfad301844e867c0e1a756e674c66f1e8eb217b585eaf3b6"}"#;
     let token = r#"{"id":"0f","name":"wallboard","groups":["*"],"scopes":["metrics:read"],"created_at":"2024-03-27T11:30:00Z","expires_at":null,"token_sha256":"653686dca9efee3644e1f15660555310ae0fc2c84f572840739c35e0f217d2e9"}"#;
     let dir = tempfile::tempdir().unwrap();
@@ -233,8 +240,9 @@ fn a_version_1_registry_file_opens_and_keeps_its_layout() {
     // and values.
     let (other, _) = reg
         .create_client(name("other"), groups(&["*"]), scopes(BOTH))
+        .await
         .unwrap();
-    assert!(reg.delete_client(&other.id).unwrap());
+    assert!(reg.delete_client(&other.id).await.unwrap());
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
@@ -262,13 +270,14 @@ fn corrupt_files_are_refused_at_open() {
     }
 }
 
-#[test]
-fn access_token_round_trip() {
+#[tokio::test]
+async fn access_token_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
     let (client, secret) = reg
         .create_client(name("c"), groups(&["ocp-qa", "ocp-dev"]), scopes(BOTH))
+        .await
         .unwrap();
     let access = reg.issue_access_token(&client.id, &secret, None).unwrap();
     assert_eq!(access.token_type, "Bearer");
@@ -298,8 +307,8 @@ fn access_token_round_trip() {
     );
 }
 
-#[test]
-fn access_token_rejections() {
+#[tokio::test]
+async fn access_token_rejections() {
     let dir = tempfile::tempdir().unwrap();
     let other_dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
@@ -307,9 +316,11 @@ fn access_token_rejections() {
     let other = open(other_dir.path(), &clock);
     let (client, secret) = reg
         .create_client(name("c"), groups(&["ocp-qa"]), scopes(BOTH))
+        .await
         .unwrap();
     let (oc, osecret) = other
         .create_client(name("c"), groups(&["*"]), scopes(BOTH))
+        .await
         .unwrap();
     let token = reg
         .issue_access_token(&client.id, &secret, None)
@@ -360,8 +371,8 @@ fn access_token_rejections() {
     assert!(reg.authenticate(&token).is_ok());
 }
 
-#[test]
-fn access_token_expires_with_the_clock() {
+#[tokio::test]
+async fn access_token_expires_with_the_clock() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let config = AuthConfig {
@@ -371,6 +382,7 @@ fn access_token_expires_with_the_clock() {
     let reg = Registry::open(dir.path(), config, clock.clock()).unwrap();
     let (client, secret) = reg
         .create_client(name("c"), groups(&["*"]), scopes(BOTH))
+        .await
         .unwrap();
     let access = reg.issue_access_token(&client.id, &secret, None).unwrap();
     assert_eq!(access.expires_in, 60);
@@ -383,16 +395,18 @@ fn access_token_expires_with_the_clock() {
     );
 }
 
-#[test]
-fn deleting_a_client_revokes_its_access_tokens_at_once() {
+#[tokio::test]
+async fn deleting_a_client_revokes_its_access_tokens_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
     let (client, secret) = reg
         .create_client(name("c"), groups(&["*"]), scopes(BOTH))
+        .await
         .unwrap();
     let (keep, keep_secret) = reg
         .create_client(name("k"), groups(&["*"]), scopes(BOTH))
+        .await
         .unwrap();
     let token = reg
         .issue_access_token(&client.id, &secret, None)
@@ -403,7 +417,7 @@ fn deleting_a_client_revokes_its_access_tokens_at_once() {
         .unwrap()
         .access_token;
     assert!(reg.authenticate(&token).is_ok());
-    assert!(reg.delete_client(&client.id).unwrap());
+    assert!(reg.delete_client(&client.id).await.unwrap());
     assert_eq!(reason(reg.authenticate(&token)), Reason::RevokedOrUnknown);
     assert!(reg.authenticate(&kept).is_ok());
     assert_eq!(
@@ -418,8 +432,8 @@ fn deleting_a_client_revokes_its_access_tokens_at_once() {
     assert_eq!(reason(reg.authenticate(&token)), Reason::RevokedOrUnknown);
 }
 
-#[test]
-fn personal_access_token_expiry_revocation_and_rejections() {
+#[tokio::test]
+async fn personal_access_token_expiry_revocation_and_rejections() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
@@ -431,6 +445,7 @@ fn personal_access_token_expiry_revocation_and_rejections() {
             scopes(&["events:write"]),
             Some(expires),
         )
+        .await
         .unwrap();
     let grants = reg.authenticate(&token).unwrap();
     assert_eq!(grants.subject, pat.id);
@@ -488,23 +503,26 @@ fn personal_access_token_expiry_revocation_and_rejections() {
 
     let (never, forever) = reg
         .create_token(name("n"), groups(&["*"]), scopes(BOTH), None)
+        .await
         .unwrap();
     clock.advance(10 * 365 * 24 * 3600);
     assert!(reg.authenticate(&forever).is_ok());
-    assert!(reg.revoke_token(&never.id).unwrap());
+    assert!(reg.revoke_token(&never.id).await.unwrap());
     assert_eq!(reason(reg.authenticate(&forever)), Reason::RevokedOrUnknown);
 }
 
-#[test]
-fn token_endpoint_scope_narrowing_and_client_errors() {
+#[tokio::test]
+async fn token_endpoint_scope_narrowing_and_client_errors() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
     let (both, both_secret) = reg
         .create_client(name("b"), groups(&["*"]), scopes(BOTH))
+        .await
         .unwrap();
     let (reader, reader_secret) = reg
         .create_client(name("r"), groups(&["*"]), scopes(&["metrics:read"]))
+        .await
         .unwrap();
 
     /// Client id, secret, requested scope, and the granted scope or the error code.
@@ -605,14 +623,15 @@ fn token_endpoint_scope_narrowing_and_client_errors() {
     assert!(err.description().contains("metrics:read"), "{err}");
 }
 
-#[test]
-fn group_grants_through_tokens() {
+#[tokio::test]
+async fn group_grants_through_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
-    let bearer = |g: &[&str]| {
+    let bearer = async |g: &[&str]| {
         let (c, s) = reg
             .create_client(name("c"), groups(g), scopes(BOTH))
+            .await
             .unwrap();
         let jwt = reg
             .issue_access_token(&c.id, &s, None)
@@ -620,11 +639,12 @@ fn group_grants_through_tokens() {
             .access_token;
         let (_, pat) = reg
             .create_token(name("p"), groups(g), scopes(BOTH), None)
+            .await
             .unwrap();
         [jwt, pat]
     };
-    let all = bearer(&["*"]);
-    let some = bearer(&["ocp-qa", "ocp-dev"]);
+    let all = bearer(&["*"]).await;
+    let some = bearer(&["ocp-qa", "ocp-dev"]).await;
     let cases = [
         (&all, "ocp-qa", true),
         (&all, "any.other_group-1", true),
@@ -642,8 +662,8 @@ fn group_grants_through_tokens() {
     }
 }
 
-#[test]
-fn the_largest_grant_still_fits_in_an_access_token() {
+#[tokio::test]
+async fn the_largest_grant_still_fits_in_an_access_token() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
@@ -656,6 +676,7 @@ fn the_largest_grant_still_fits_in_an_access_token() {
             GroupGrant::parse(&names).unwrap(),
             scopes(BOTH),
         )
+        .await
         .unwrap();
     let token = reg
         .issue_access_token(&c.id, &s, None)
@@ -692,27 +713,29 @@ fn rate_limit_exhausts_and_refills_with_the_clock() {
     assert!(reg.check_rate("a").is_err());
 }
 
-#[test]
-fn concurrent_changes_are_all_kept() {
+#[tokio::test]
+async fn concurrent_changes_are_all_kept() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = Arc::new(open(dir.path(), &clock));
-    let threads: Vec<_> = (0..4)
+    let tasks: Vec<_> = (0..4)
         .map(|t| {
             let reg = reg.clone();
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 for i in 0..5 {
                     let n = name(&format!("t{t}-{i}"));
                     reg.create_client(n.clone(), groups(&["*"]), scopes(BOTH))
+                        .await
                         .unwrap();
                     reg.create_token(n, groups(&["*"]), scopes(BOTH), None)
+                        .await
                         .unwrap();
                 }
             })
         })
         .collect();
-    for t in threads {
-        t.join().unwrap();
+    for t in tasks {
+        t.await.unwrap();
     }
     assert_eq!(reg.list_clients().len(), 20);
     drop(reg);
@@ -721,16 +744,18 @@ fn concurrent_changes_are_all_kept() {
     assert_eq!(reg.list_tokens().len(), 20);
 }
 
-#[test]
-fn debug_output_holds_no_secret() {
+#[tokio::test]
+async fn debug_output_holds_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let reg = open(dir.path(), &clock);
     let (c, secret) = reg
         .create_client(name("c"), groups(&["*"]), scopes(BOTH))
+        .await
         .unwrap();
     let (t, token) = reg
         .create_token(name("t"), groups(&["*"]), scopes(BOTH), None)
+        .await
         .unwrap();
     let access = reg.issue_access_token(&c.id, &secret, None).unwrap();
     let debug = format!("{reg:?} {c:?} {t:?} {access:?}");
@@ -768,4 +793,81 @@ fn arbitrary_bearer_tokens_are_refused() {
             Ok(())
         })
         .unwrap();
+}
+
+/// A store that refuses every change, as a cluster store without quorum does.
+#[derive(Debug)]
+struct Refusing;
+
+impl CredentialStore for Refusing {
+    fn signing_key(&self) -> ocp_metrics_service::BoxFuture<'_, Result<SigningKey, AuthError>> {
+        Box::pin(async { Ok(SigningKey::generate()) })
+    }
+    fn load(&self) -> ocp_metrics_service::BoxFuture<'_, Result<Credentials, AuthError>> {
+        Box::pin(async { Ok(Credentials::default()) })
+    }
+    fn persist<'a>(
+        &'a self,
+        _change: &'a RecordChange,
+        _after: &'a Credentials,
+    ) -> ocp_metrics_service::BoxFuture<'a, Result<Option<u64>, AuthError>> {
+        Box::pin(async { Err(AuthError::Unavailable("no quorum".into())) })
+    }
+}
+
+/// A change the store could not make durable never takes effect.
+#[tokio::test]
+async fn a_change_the_store_refuses_never_happens() {
+    let clock = ManualClock::new();
+    let reg = Registry::with_store(Box::new(Refusing), AuthConfig::default(), clock.clock())
+        .await
+        .unwrap();
+    let client = reg
+        .create_client(name("c"), groups(&["*"]), scopes(BOTH))
+        .await;
+    assert!(
+        matches!(client, Err(AuthError::Unavailable(_))),
+        "{client:?}"
+    );
+    let token = reg
+        .create_token(name("t"), groups(&["*"]), scopes(BOTH), None)
+        .await;
+    assert!(matches!(token, Err(AuthError::Unavailable(_))), "{token:?}");
+    assert!(reg.list_clients().is_empty());
+    assert!(reg.list_tokens().is_empty());
+}
+
+/// Changes seen from elsewhere apply in revision order: a late, older one is ignored.
+#[tokio::test]
+async fn changes_from_elsewhere_apply_by_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let origin = open(dir.path(), &clock);
+    let (client, secret) = origin
+        .create_client(name("c"), groups(&["*"]), scopes(BOTH))
+        .await
+        .unwrap();
+    // The record as a store holds it: the registry file's JSON.
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(REGISTRY_FILE)).unwrap()).unwrap();
+    let record: ClientRecord = serde_json::from_value(file["clients"][0].clone()).unwrap();
+
+    let node = Registry::with_store(Box::new(Refusing), AuthConfig::default(), clock.clock())
+        .await
+        .unwrap();
+    let works = || node.issue_access_token(&client.id, &secret, None).is_ok();
+    assert!(!works());
+    let delete = || RecordChange::DeleteClient(client.id.clone());
+    // (change, revision, whether it applies, whether the client then works)
+    let cases = [
+        (RecordChange::PutClient(record.clone()), 5, true, true),
+        (RecordChange::PutClient(record.clone()), 5, false, true),
+        (delete(), 4, false, true),
+        (delete(), 6, true, false),
+        (RecordChange::PutClient(record), 5, false, false),
+    ];
+    for (i, (change, revision, applies, then_works)) in cases.into_iter().enumerate() {
+        assert_eq!(node.apply_change(change, revision), applies, "case {i}");
+        assert_eq!(works(), then_works, "case {i}");
+    }
 }

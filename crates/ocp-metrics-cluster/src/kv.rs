@@ -19,6 +19,7 @@
 
 use crate::stream::check_same;
 use crate::{ClusterError, js_error};
+use async_nats::jetstream::Context;
 use async_nats::jetstream::kv::{self, Operation};
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use bytes::Bytes;
@@ -48,12 +49,40 @@ impl CredentialChange {
             CredentialChange::Put { key, .. } | CredentialChange::Delete { key, .. } => key,
         }
     }
+
+    /// The bucket's revision of this change: its stream sequence, increasing with every change
+    /// to any key.
+    pub fn revision(&self) -> u64 {
+        match self {
+            CredentialChange::Put { revision, .. } | CredentialChange::Delete { revision, .. } => {
+                *revision
+            }
+        }
+    }
 }
+
+/// Whether `key` is a valid NATS KV key: non-empty, letters, digits and `-_=./`, not starting or
+/// ending with a dot.
+pub fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('.')
+        && !key.ends_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.' | b'/'))
+}
+
+/// The header that marks a KV entry as a deletion (NATS ADR-8).
+const KV_OPERATION_HEADER: &str = "KV-Operation";
+const KV_OPERATION_DELETE: &str = "DEL";
 
 /// The credentials bucket.
 #[derive(Debug, Clone)]
 pub struct CredentialsKv {
     store: kv::Store,
+    /// For what `kv::Store` does not offer: deletes that answer their revision, and the
+    /// bucket's last revision.
+    js: Context,
 }
 
 impl CredentialsKv {
@@ -71,7 +100,7 @@ impl CredentialsKv {
                 .get_key_value(CREDENTIALS_BUCKET)
                 .await
                 .map_err(|e| js_error("open the credentials bucket", e))?;
-            return Ok(CredentialsKv { store });
+            return Ok(CredentialsKv { store, js });
         }
         // async-nats 0.46's `create_key_value` first asks for the account's info, and its parser
         // requires fields nats-server 2.9 does not send (`reserved_memory`), so the bucket's
@@ -97,7 +126,7 @@ impl CredentialsKv {
             .get_key_value(CREDENTIALS_BUCKET)
             .await
             .map_err(|e| js_error("open the credentials bucket", e))?;
-        Ok(CredentialsKv { store })
+        Ok(CredentialsKv { store, js })
     }
 
     /// Stores `value` under `key` and answers the new revision. Keys are NATS KV keys: letters,
@@ -109,6 +138,17 @@ impl CredentialsKv {
             .map_err(|e| js_error(&format!("store credential `{key}`"), e))
     }
 
+    /// Stores `value` under `key` only if the key holds no value (never written, or deleted),
+    /// answering the new revision; `None` when the key already holds one. Of several nodes
+    /// creating one key at once, exactly one succeeds.
+    pub async fn create(&self, key: &str, value: Bytes) -> Result<Option<u64>, ClusterError> {
+        match self.store.create(key, value).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(js_error(&format!("create credential `{key}`"), e)),
+        }
+    }
+
     /// The current value of `key`, `None` when absent or deleted.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, ClusterError> {
         self.store
@@ -117,12 +157,45 @@ impl CredentialsKv {
             .map_err(|e| js_error(&format!("read credential `{key}`"), e))
     }
 
-    /// Deletes `key`; watchers see a [`CredentialChange::Delete`].
-    pub async fn delete(&self, key: &str) -> Result<(), ClusterError> {
-        self.store
-            .delete(key)
+    /// Deletes `key` and answers the deletion's revision; watchers see a
+    /// [`CredentialChange::Delete`]. Written as `kv::Store::delete` does (a message with the
+    /// `KV-Operation: DEL` header), which throws the revision away.
+    pub async fn delete(&self, key: &str) -> Result<u64, ClusterError> {
+        if !is_valid_key(key) {
+            return Err(ClusterError::Config(format!(
+                "`{key}` is not a valid credentials key: use letters, digits and -_=./"
+            )));
+        }
+        let subject = format!(
+            "{}{key}",
+            self.store.put_prefix.as_ref().unwrap_or(&self.store.prefix)
+        );
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(KV_OPERATION_HEADER, KV_OPERATION_DELETE);
+        let what = format!("delete credential `{key}`");
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, Bytes::new())
             .await
-            .map_err(|e| js_error(&format!("delete credential `{key}`"), e))
+            .map_err(|e| js_error(&what, e))?
+            .await
+            .map_err(|e| js_error(&what, e))?;
+        Ok(ack.sequence)
+    }
+
+    /// The revision of the bucket's newest change, `None` while the bucket holds nothing. A
+    /// watch that has seen this revision has seen every change made before the call.
+    pub async fn last_revision(&self) -> Result<Option<u64>, ClusterError> {
+        let name = format!("KV_{CREDENTIALS_BUCKET}");
+        let info = crate::existing_stream(&self.js, &name)
+            .await?
+            .ok_or_else(|| {
+                ClusterError::Unavailable(format!(
+                    "the credentials bucket's stream `{name}` is gone; restart the node to \
+                     create it again"
+                ))
+            })?;
+        Ok((info.state.messages > 0).then_some(info.state.last_sequence))
     }
 
     /// Watches the whole bucket: first the current value of every key (deleted keys as

@@ -65,6 +65,7 @@
 //! [`EventStream::last_sequence`] as read at its start.
 
 pub mod connect;
+pub mod credentials;
 pub mod kv;
 pub mod node;
 pub mod record;
@@ -74,6 +75,7 @@ pub mod stream;
 pub mod testing;
 
 pub use connect::{NatsAuth, NatsOptions};
+pub use credentials::{KvCredentialStore, open_cluster_registry};
 pub use kv::{CredentialChange, CredentialsKv, CredentialsWatch};
 pub use node::{Node, NodeConfig, open_node};
 pub use record::EventRecord;

@@ -217,7 +217,7 @@ impl Node {
 
 /// Runs a start-up step until it succeeds, retrying while NATS is unavailable (a node may start
 /// before its servers); any other error is final.
-async fn retrying<T, F, Fut>(what: &str, mut step: F) -> Result<T, ClusterError>
+pub async fn retrying<T, F, Fut>(what: &str, mut step: F) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ClusterError>>,

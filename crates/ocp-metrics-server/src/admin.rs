@@ -14,6 +14,7 @@ use ocp_metrics_auth::{
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// An API client to create.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -131,8 +132,10 @@ pub async fn create_client(
         GroupGrant::parse(&req.groups)?,
         ScopeSet::parse(&req.scopes)?,
     );
-    let (info, secret) =
-        persisting(&app, move |auth| auth.create_client(name, groups, scopes)).await?;
+    let (info, secret) = persisting(&app, move |auth| async move {
+        auth.create_client(name, groups, scopes).await
+    })
+    .await?;
     let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
     body["client_id"] = json!(info.id);
     body["client_secret"] = json!(secret);
@@ -156,7 +159,12 @@ pub async fn delete_client(
 ) -> Result<Response, ApiError> {
     admin(&app, peer, &headers)?;
     let key = id.clone();
-    match persisting(&app, move |auth| auth.delete_client(&key)).await? {
+    match persisting(
+        &app,
+        move |auth| async move { auth.delete_client(&key).await },
+    )
+    .await?
+    {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::NotFound(format!(
             "no client with id `{id}`; list them with GET /admin/v1/clients"
@@ -186,8 +194,8 @@ pub async fn create_token(
         GroupGrant::parse(&req.groups)?,
         ScopeSet::parse(&req.scopes)?,
     );
-    let (info, token) = persisting(&app, move |auth| {
-        auth.create_token(name, groups, scopes, expires_at)
+    let (info, token) = persisting(&app, move |auth| async move {
+        auth.create_token(name, groups, scopes, expires_at).await
     })
     .await?;
     let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -212,7 +220,12 @@ pub async fn revoke_token(
 ) -> Result<Response, ApiError> {
     admin(&app, peer, &headers)?;
     let key = id.clone();
-    match persisting(&app, move |auth| auth.revoke_token(&key)).await? {
+    match persisting(
+        &app,
+        move |auth| async move { auth.revoke_token(&key).await },
+    )
+    .await?
+    {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::NotFound(format!(
             "no token with id `{id}`; list them with GET /admin/v1/tokens"
@@ -220,14 +233,17 @@ pub async fn revoke_token(
     }
 }
 
-/// Runs a registry change on a blocking thread: it saves and fsyncs the registry file, which must
-/// not hold up the async threads that serve every other request.
-async fn persisting<T: Send + 'static>(
-    app: &App,
-    change: impl FnOnce(&Registry) -> Result<T, AuthError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let auth = app.auth.clone();
-    tokio::task::spawn_blocking(move || change(&auth))
+/// Runs a registry change on a task of its own, so that it completes even if the client goes
+/// away: a change dropped between the store's write and its publication would be durable but
+/// not visible on this node (see `Registry`'s `mutate`). The file store fsyncs on the blocking
+/// pool, a cluster store awaits the bucket's acknowledgement; neither holds up the threads
+/// serving other requests.
+async fn persisting<T, F>(app: &App, change: impl FnOnce(Arc<Registry>) -> F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, AuthError>> + Send + 'static,
+{
+    tokio::spawn(change(app.auth.clone()))
         .await
         .map_err(|e| ApiError::Internal(format!("registry task: {e}")))?
         .map_err(ApiError::from)

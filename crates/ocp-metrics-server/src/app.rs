@@ -18,6 +18,7 @@ use ocp_metrics_auth::{AuthConfig, AuthError, Grants, OperatorToken, Reason, Reg
 use ocp_metrics_core::{Clock, Endpoint};
 use ocp_metrics_service::{Backend, OpenBackend};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,7 +110,10 @@ pub struct ServerConfig {
     pub metrics_token: Option<OperatorToken>,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
-    pub auth: AuthConfig,
+    /// The API clients and personal access tokens, already opened by the binary: on files in
+    /// the data directory ([`open_file_registry`]) for a single node, or shared through the
+    /// cluster's credentials bucket in cluster mode.
+    pub registry: Arc<Registry>,
     /// Opens the backend (the embedded engine, or a cluster node) once the listener is bound.
     pub backend: BackendOpener,
     /// Test seam: when set, recovery waits until this is notified, so a test can observe the
@@ -526,15 +530,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the auth registry, binds the listener, and starts recovering the store in the
-    /// background (see [`App::ready`] to wait for it).
+    /// Binds the listener and starts recovering the store in the background (see
+    /// [`App::ready`] to wait for it).
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
         ocp_metrics_store::private::secure_data_dir(&config.data_dir)?;
-        let auth = Registry::open(&config.data_dir, config.auth.clone(), config.clock.clone())?;
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let app = App {
             readiness: Arc::new(Readiness::new()),
-            auth: Arc::new(auth),
+            auth: config.registry,
             admin_token: config.admin_token,
             metrics_token: config.metrics_token,
             ingest_bytes: Arc::new(InflightBytes::new(config.limits.inflight_ingest_bytes_max)),
@@ -598,6 +601,18 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Opens the registry of a single node: clients, tokens and the signing key in files of
+/// `data_dir`, which is created or tightened (0700, files 0600) first, so that the signing key
+/// is never read from a directory others can read.
+pub fn open_file_registry(
+    data_dir: &Path,
+    config: AuthConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Registry>> {
+    ocp_metrics_store::private::secure_data_dir(data_dir)?;
+    Ok(Arc::new(Registry::open(data_dir, config, clock)?))
 }
 
 /// Opens the backend (recovering its store) and publishes it, or the failure, to `readiness`.

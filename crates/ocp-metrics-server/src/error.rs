@@ -177,12 +177,27 @@ impl From<IngestError> for ApiError {
     }
 }
 
+/// `Retry-After` of an admin change refused because the credential store did not answer: a
+/// JetStream leader election takes a few seconds.
+const CREDENTIAL_STORE_RETRY_AFTER_SECONDS: u64 = 2;
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unauthenticated(r) => ApiError::Unauthorized(r.message().to_string()),
             AuthError::Forbidden(m) => ApiError::Forbidden(m),
             AuthError::InvalidInput(m) => ApiError::BadRequest(m),
+            // A shared credential store without quorum comes back within an election: the
+            // client retries the change, which was not made.
+            AuthError::Unavailable(m) => {
+                tracing::warn!(error = %m, "credential store unavailable");
+                ApiError::Unavailable {
+                    message: "the credential store is unavailable (a cluster election or a \
+                              lost connection to NATS); nothing was changed: retry shortly"
+                        .into(),
+                    retry_after_seconds: CREDENTIAL_STORE_RETRY_AFTER_SECONDS,
+                }
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -1251,7 +1251,12 @@ mod tests {
             metrics_token: None,
             clock: Arc::new(ocp_metrics_core::SystemClock),
             limits: Default::default(),
-            auth: Default::default(),
+            registry: crate::open_file_registry(
+                dir.path(),
+                Default::default(),
+                Arc::new(ocp_metrics_core::SystemClock),
+            )
+            .unwrap(),
             backend: crate::BackendOpener(ocp_metrics_store::open_embedded(
                 dir.path().to_path_buf(),
                 Default::default(),

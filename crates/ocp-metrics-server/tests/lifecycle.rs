@@ -41,7 +41,12 @@ impl Running {
             metrics_token: Some(OperatorToken::parse("metrics token", METRICS_TOKEN).unwrap()),
             clock: clock.clone(),
             limits,
-            auth: Default::default(),
+            registry: ocp_metrics_server::open_file_registry(
+                dir.path(),
+                Default::default(),
+                clock.clone(),
+            )
+            .unwrap(),
             backend: BackendOpener(ocp_metrics_store::open_embedded(
                 dir.path().to_path_buf(),
                 engine,
@@ -51,15 +56,13 @@ impl Running {
         };
         let server = rt.block_on(Server::bind(config)).unwrap();
         let base = format!("http://{}", server.local_addr().unwrap());
-        let (_, token) = server
-            .app()
-            .auth
-            .create_token(
+        let (_, token) = rt
+            .block_on(server.app().auth.create_token(
                 ClientName::parse("test").unwrap(),
                 GroupGrant::parse(&["*"]).unwrap(),
                 ScopeSet::parse(&["metrics:read", "events:write"]).unwrap(),
                 None,
-            )
+            ))
             .unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = rt.spawn(server.run(async {

@@ -132,12 +132,15 @@ pub async fn start(
     days: u32,
 ) -> anyhow::Result<Demo> {
     let app = server.app();
-    let (_, token) = app.auth.create_token(
-        ClientName::parse("demo")?,
-        GroupGrant::parse(&["*"])?,
-        ScopeSet::parse(&["metrics:read", "events:write"])?,
-        None,
-    )?;
+    let (_, token) = app
+        .auth
+        .create_token(
+            ClientName::parse("demo")?,
+            GroupGrant::parse(&["*"])?,
+            ScopeSet::parse(&["metrics:read", "events:write"])?,
+            None,
+        )
+        .await?;
     let now = Timestamp::now();
     let resume = !app.ready().await?.groups().is_empty();
     let from = if resume {

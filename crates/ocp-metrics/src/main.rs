@@ -6,9 +6,10 @@ mod demo;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ocp_metrics_auth::{AuthConfig, OperatorToken};
+use ocp_metrics_auth::{AuthConfig, OperatorToken, Registry};
 use ocp_metrics_cluster::node::SNAPSHOT_INTERVAL_SECONDS_DEFAULT;
-use ocp_metrics_cluster::{NatsOptions, NodeConfig, open_node};
+use ocp_metrics_cluster::node::retrying;
+use ocp_metrics_cluster::{NatsOptions, NodeConfig, open_cluster_registry, open_node};
 use ocp_metrics_core::limits::{
     DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX, SERIES_PER_GROUP_MAX,
 };
@@ -16,6 +17,7 @@ use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
 use ocp_metrics_server::{
     BODY_READ_TIMEOUT_MS_DEFAULT, BackendOpener, CONNECTIONS_MAX_DEFAULT,
     HEADER_READ_TIMEOUT_MS_DEFAULT, Limits, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
+    open_file_registry,
 };
 use ocp_metrics_service::OpenBackend;
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
@@ -218,6 +220,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (None, false) => None,
         };
         let metrics_token = operator_token(METRICS_TOKEN_ENV, args.metrics_token_file.as_deref())?;
+        let auth_config = AuthConfig {
+            access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),
+            rate_per_second: args.rate_per_second,
+            rate_burst: args.rate_burst,
+        };
+        let (registry, backend) = mode(&args, auth_config, clock.clone()).await?;
         let config = ServerConfig {
             listen: args.listen.clone(),
             data_dir: args.data_dir.clone(),
@@ -234,12 +242,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 header_read_timeout_ms: args.header_read_timeout_ms,
                 body_read_timeout_ms: args.body_read_timeout_ms,
             },
-            auth: AuthConfig {
-                access_token_ttl: std::time::Duration::from_secs(args.access_token_ttl_seconds),
-                rate_per_second: args.rate_per_second,
-                rate_burst: args.rate_burst,
-            },
-            backend: BackendOpener(backend(&args, clock.clone())?),
+            registry,
+            backend: BackendOpener(backend),
             recovery_hold: None,
         };
         let server = Server::bind(config).await.context("starting the server")?;
@@ -295,15 +299,21 @@ pub(crate) fn operator_token(
 }
 
 /// The token in `path`, without one trailing newline. Warns when other users can read it.
-/// The backend the flags choose, once: the embedded engine in the data dir, or with `--nats`
-/// a cluster node on those servers.
-fn backend(args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<OpenBackend> {
+/// The credentials and the backend the flags choose, once: the embedded mode keeps both in
+/// the data dir; with `--nats` the node is one of a cluster on those servers, with the
+/// credentials in the cluster's KV bucket (opened here, before the server binds: a node that
+/// cannot read them could not authenticate anyone) and the events in its stream.
+async fn mode(
+    args: &ServeArgs,
+    auth: AuthConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Arc<Registry>, OpenBackend)> {
     let Some(servers) = &args.nats else {
-        return Ok(ocp_metrics_store::open_embedded(
-            args.data_dir.clone(),
-            engine_config(args),
-            clock,
-        ));
+        let registry = open_file_registry(&args.data_dir, auth, clock.clone())
+            .context("opening the API clients and tokens")?;
+        let backend =
+            ocp_metrics_store::open_embedded(args.data_dir.clone(), engine_config(args), clock);
+        return Ok((registry, backend));
     };
     let nats = NatsOptions::from_env(servers, &format!("ocp-metrics {}", args.listen))?;
     let replicas = args
@@ -314,13 +324,19 @@ fn backend(args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<OpenBacken
             "--nats-replicas {replicas}: JetStream takes 1 to 5 replicas (3 for a three-server cluster)"
         );
     }
+    let client = nats.connect().await?;
+    let registry = retrying("open the credentials bucket", || {
+        open_cluster_registry(client.clone(), replicas, auth.clone(), clock.clone())
+    })
+    .await
+    .context("opening the cluster's API clients and tokens")?;
     let config = NodeConfig {
         nats,
         replicas,
         limits: state_limits(args),
         snapshot_interval_seconds: args.snapshot_interval_seconds,
     };
-    Ok(open_node(config, clock))
+    Ok((registry, open_node(config, clock)))
 }
 
 /// The bounds on one group's state, from the `serve` flags.

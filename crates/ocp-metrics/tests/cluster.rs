@@ -24,6 +24,9 @@ const NODES: usize = 3;
 /// How long the cluster may take to agree after the last acknowledged request: the contract
 /// says 1 s on a healthy cluster; the rest is headroom for six processes on two cores.
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a credential change may take to reach every node: the contract says 1 s; the
+/// test allows more for six processes on two cores, and prints what it measured.
+const CREDENTIALS_DEADLINE: Duration = Duration::from_secs(5);
 /// How long one request may go unacknowledged across retries (a NATS failover takes seconds).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -173,6 +176,64 @@ fn snapshot_log_lines(nodes: &[Proc]) -> String {
         .join("\n")
 }
 
+/// The status of an authenticated catalog request to `node` with `token`: 200 or 401.
+fn auth_status(node: &Proc, token: &str) -> u16 {
+    let answer = ureq::get(&format!("{}/api/v1/catalog", node.base_url))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call();
+    match answer {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(status, _)) => status,
+        Err(e) => panic!("catalog request: {e}"),
+    }
+}
+
+/// A token created through node 1 works on every node, and once revoked through node 2 is
+/// refused by every node, each within [`CREDENTIALS_DEADLINE`].
+fn credentials_are_the_clusters(nodes: &[Proc]) {
+    let body = serde_json::json!({"name": "shared", "groups": ["acme"], "scopes": ["metrics:read"], "expires_at": null});
+    let (status, text) = post(
+        &format!("{}/admin/v1/tokens", nodes[1].base_url),
+        Some(reliability::ADMIN_TOKEN),
+        "application/json",
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    let token = created["token"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
+    let started = Instant::now();
+    for node in nodes {
+        wait_until(
+            "a new token accepted on every node",
+            CREDENTIALS_DEADLINE,
+            || auth_status(node, token) == 200,
+        );
+    }
+    let created_everywhere = started.elapsed();
+    let revoked = ureq::delete(&format!("{}/admin/v1/tokens/{id}", nodes[2].base_url))
+        .set(
+            "Authorization",
+            &format!("Bearer {}", reliability::ADMIN_TOKEN),
+        )
+        .call()
+        .expect("revoke");
+    assert_eq!(revoked.status(), 204);
+    let started = Instant::now();
+    for node in nodes {
+        wait_until(
+            "a revoked token refused on every node",
+            CREDENTIALS_DEADLINE,
+            || auth_status(node, token) == 401,
+        );
+    }
+    eprintln!(
+        "cluster test: a token created on node 1 worked on all nodes after {created_everywhere:?}; revoked on node 2, refused everywhere after {:?}",
+        started.elapsed()
+    );
+}
+
 fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -205,11 +266,19 @@ fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_throug
     let targets = Arc::new(RwLock::new(Targets::default()));
     for node in &mut nodes {
         let url = node.start_ready();
-        let token = node.create_token();
-        let mut t = targets.write().unwrap();
-        t.urls.push(url);
-        t.tokens.push(token);
+        targets.write().unwrap().urls.push(url);
     }
+    // One token, created through node 0, is the producers' token on every node.
+    let token = nodes[0].create_token();
+    for node in &nodes {
+        wait_until(
+            "node 0's token works everywhere",
+            CREDENTIALS_DEADLINE,
+            || auth_status(node, &token) == 200,
+        );
+    }
+    targets.write().unwrap().tokens = vec![token.clone(); NODES];
+    credentials_are_the_clusters(&nodes);
 
     let mut rng = Rng(7);
     let lines = generate(&mut rng, 500, "c");
@@ -250,12 +319,7 @@ fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_throug
     });
     rt.block_on(nats.restart(0));
     let url = nodes[1].start_ready();
-    {
-        let token = nodes[1].create_token();
-        let mut t = targets.write().unwrap();
-        t.urls[1] = url;
-        t.tokens[1] = token;
-    }
+    targets.write().unwrap().urls[1] = url;
     for p in producers {
         p.join().expect("a producer failed");
     }
@@ -294,7 +358,6 @@ fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_throug
     let started = Instant::now();
     nodes[2].start_ready();
     let catch_up = started.elapsed();
-    let token = nodes[2].create_token();
     compare_all(&nodes[2], &token, &lines)
         .unwrap_or_else(|e| panic!("the wiped node, once ready: {e}"));
     let metrics = nodes[2].metrics();

@@ -281,7 +281,12 @@ fn every_checkpoint_corrupt_with_the_log_gone_refuses_to_start_rather_than_serve
                     recovery_request_wait_ms: 0,
                     ..Default::default()
                 },
-                auth: Default::default(),
+                registry: ocp_metrics_server::open_file_registry(
+                    data.path(),
+                    Default::default(),
+                    clock.clone(),
+                )
+                .unwrap(),
                 backend: ocp_metrics_server::BackendOpener(ocp_metrics_store::open_embedded(
                     data.path().to_path_buf(),
                     Default::default(),

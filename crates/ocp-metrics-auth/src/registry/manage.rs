@@ -1,10 +1,10 @@
 //! Management of API clients and personal access tokens: what the admin API does.
 
 use super::{CLIENT_ID_PREFIX, PAT_PREFIX, Registry};
+use crate::credentials::{ClientRecord, RecordChange, TokenRecord};
 use crate::domain::{ClientName, GroupGrant, ScopeSet, ts};
 use crate::error::AuthError;
 use crate::secret::{SecretHash, new_id, new_secret};
-use crate::store::{ClientRecord, State, TokenRecord};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +35,8 @@ pub struct TokenInfo {
 
 impl Registry {
     /// Registers an API client. Returns its description and its secret, which exists nowhere
-    /// else afterwards: show it once.
-    pub fn create_client(
+    /// else afterwards: show it once. Returns once the store made the client durable.
+    pub async fn create_client(
         &self,
         name: ClientName,
         groups: GroupGrant,
@@ -54,7 +54,8 @@ impl Registry {
             info: info.clone(),
             secret_sha256: SecretHash::of(&secret),
         };
-        self.mutate(|st| (true, st.clients.insert(info.id.clone(), record)))?;
+        self.mutate(|_| (Some(RecordChange::PutClient(record)), ()))
+            .await?;
         tracing::info!(client_id = %info.id, name = %info.name, "created API client");
         Ok((info, secret))
     }
@@ -71,10 +72,15 @@ impl Registry {
         oldest_first(v, |i: &ClientInfo| (i.created_at, &i.id))
     }
 
-    /// Deletes a client; its access tokens stop working at once. `Ok(false)` if there is no
-    /// such client.
-    pub fn delete_client(&self, id: &str) -> Result<bool, AuthError> {
-        let deleted = self.remove_record(|st| st.clients.remove(id).is_some())?;
+    /// Deletes a client; its access tokens stop working at once (on other nodes, once they
+    /// see the change). `Ok(false)` if there is no such client.
+    pub async fn delete_client(&self, id: &str) -> Result<bool, AuthError> {
+        let deleted = self
+            .mutate(|st| match st.clients.contains_key(id) {
+                true => (Some(RecordChange::DeleteClient(id.to_owned())), true),
+                false => (None, false),
+            })
+            .await?;
         if deleted {
             tracing::info!(client_id = %id, "deleted API client");
         }
@@ -83,7 +89,8 @@ impl Registry {
 
     /// Creates a personal access token. Returns its description and the token, which exists
     /// nowhere else afterwards: show it once. `expires_at`, when given, must be in the future.
-    pub fn create_token(
+    /// Returns once the store made the token durable.
+    pub async fn create_token(
         &self,
         name: ClientName,
         groups: GroupGrant,
@@ -114,7 +121,8 @@ impl Registry {
             info: info.clone(),
             token_sha256: SecretHash::of(&secret),
         };
-        self.mutate(|st| (true, st.tokens.insert(info.id.clone(), record)))?;
+        self.mutate(|_| (Some(RecordChange::PutToken(record)), ()))
+            .await?;
         tracing::info!(token_id = %info.id, name = %info.name, "created personal access token");
         Ok((info, token))
     }
@@ -133,21 +141,17 @@ impl Registry {
 
     /// Revokes a personal access token at once, forgetting it. `Ok(false)` if there is no such
     /// token.
-    pub fn revoke_token(&self, id: &str) -> Result<bool, AuthError> {
-        let revoked = self.remove_record(|st| st.tokens.remove(id).is_some())?;
+    pub async fn revoke_token(&self, id: &str) -> Result<bool, AuthError> {
+        let revoked = self
+            .mutate(|st| match st.tokens.contains_key(id) {
+                true => (Some(RecordChange::DeleteToken(id.to_owned())), true),
+                false => (None, false),
+            })
+            .await?;
         if revoked {
             tracing::info!(token_id = %id, "revoked personal access token");
         }
         Ok(revoked)
-    }
-
-    /// Runs `remove` on a copy of the state, saving and publishing it only when it removed a
-    /// record. Says whether it did.
-    fn remove_record(&self, remove: impl FnOnce(&mut State) -> bool) -> Result<bool, AuthError> {
-        self.mutate(|st| {
-            let removed = remove(st);
-            (removed, removed)
-        })
     }
 }
 

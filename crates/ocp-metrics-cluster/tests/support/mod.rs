@@ -59,10 +59,12 @@ pub fn events(ids: std::ops::Range<usize>) -> Vec<Event> {
 
 /// How long an operation is retried after a failover: a new stream leader is elected in
 /// seconds; the rest is headroom for a loaded machine.
+#[allow(dead_code)]
 pub const RETRY_DEADLINE_MS: u64 = 60_000;
 
 /// Retries `op` while it fails with `Unavailable`, as a node does after a failover (the new
 /// stream leader may take seconds to answer).
+#[allow(dead_code)]
 pub async fn retry<T, F: std::future::Future<Output = Result<T, ClusterError>>>(
     what: &str,
     op: impl Fn() -> F,
