@@ -372,3 +372,101 @@ fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_throug
         tally.failed_attempts.load(Ordering::Relaxed)
     );
 }
+
+/// One POST with the headers a cut-off node must set.
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    stale_as_of: Option<String>,
+}
+
+fn post_with_headers(url: &str, token: &str, content_type: &str, body: &str) -> Option<Answer> {
+    let result = ureq::post(url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", content_type)
+        .timeout(Duration::from_secs(30))
+        .send_string(body);
+    let r = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(_) => return None,
+    };
+    Some(Answer {
+        status: r.status(),
+        retry_after: r.header("retry-after").map(String::from),
+        stale_as_of: r.header("x-stale-data-as-of").map(String::from),
+    })
+}
+
+#[test]
+fn a_node_cut_off_from_nats_refuses_ingest_marks_answers_stale_and_reports_not_ready() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut nats = rt.block_on(NatsCluster::start(1));
+    let root = tempfile::tempdir().unwrap();
+    let args = [
+        "--nats".to_string(),
+        nats.url(0),
+        "--nats-replicas".to_string(),
+        "1".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let logs = root.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut node = Proc::new(&root.path().join("data"), &logs, &args);
+    node.start_ready();
+    let token = node.create_token();
+    let mut rng = Rng(3);
+    let lines = generate(&mut rng, 20, "s");
+    let valid: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.valid)
+        .map(|l| l.json.as_str())
+        .collect();
+    let body: String = valid.iter().map(|l| format!("{l}\n")).collect();
+    let ingest_url = format!("{}/ingest/v1/events", node.base_url);
+    let ingest = |body: &str| post_with_headers(&ingest_url, &token, "application/x-ndjson", body);
+    assert_eq!(ingest(&body).map(|a| a.status), Some(200));
+    let (endpoint, query) = reliability::all_queries(&["acme"]).remove(0);
+    let query_url = format!("{}{}", node.base_url, endpoint.path());
+    let ask = || post_with_headers(&query_url, &token, "application/json", &query.to_string());
+    let current = ask().unwrap();
+    assert_eq!(current.status, 200);
+    assert_eq!(
+        current.stale_as_of, None,
+        "a current node's answer is not marked"
+    );
+
+    nats.kill(0);
+    let one_more = format!(
+        "{}\n",
+        generate(&mut Rng(4), 1, "late")
+            .iter()
+            .find(|l| l.valid)
+            .unwrap()
+            .json
+    );
+    wait_until(
+        "ingest refused while NATS is down",
+        CONVERGE_DEADLINE,
+        || ingest(&one_more).is_some_and(|a| a.status == 503 && a.retry_after.is_some()),
+    );
+    wait_until("answers marked stale", CONVERGE_DEADLINE, || {
+        ask().is_some_and(|a| a.status == 200 && a.stale_as_of.is_some())
+    });
+    wait_until("not ready", CONVERGE_DEADLINE, || {
+        reliability::get(&format!("{}/readyz", node.base_url)).is_ok_and(|(s, _)| s == 503)
+    });
+    compare_all(&node, &token, &valid).expect("a cut-off node still answers what it has");
+
+    rt.block_on(nats.restart(0));
+    wait_until("ready again", CONVERGE_DEADLINE, || {
+        reliability::get(&format!("{}/readyz", node.base_url)).is_ok_and(|(s, _)| s == 200)
+    });
+    assert_eq!(ask().unwrap().stale_as_of, None, "current again");
+    wait_until("ingest accepted again", CONVERGE_DEADLINE, || {
+        ingest(&one_more).is_some_and(|a| a.status == 200)
+    });
+}
