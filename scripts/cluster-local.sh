@@ -65,9 +65,10 @@ echo
 
 # 5. ... and query node 3 (it applies the stream within a second).
 sleep 1
-curl -sf -X POST "http://127.0.0.1:8083/metrics-api/v3/realtime/metrics/sessions" \
+curl -s -X POST "http://127.0.0.1:8083/metrics-api/v3/realtime/metrics/sessions" \
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-  -d "{\"group\":\"acme\",\"metrics\":[\"session.initiated\"],\"start\":\"$(date -u -d '-1 hour' '+%Y/%m/%d %H:%M:%S')\",\"downsampling\":\"hour\"}"
+  -d "{\"group\":\"acme\",\"metrics\":[\"session.initiated\"],\"downsampling\":\"hour\",
+       \"start\":\"$(date -u -d '-1 hour' '+%Y/%m/%d %H:00:00')\",\"end\":\"$(date -u -d '+1 hour' '+%Y/%m/%d %H:00:00')\"}"
 echo
 echo "the token: $TOKEN"
 echo "Ctrl-C stops the nodes and the NATS servers; state stays in $DIR."
