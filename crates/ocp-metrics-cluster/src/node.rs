@@ -258,26 +258,11 @@ impl Queries for Node {
 
     fn dimension_values(&self, group: &str, family: Family, dim: usize) -> Vec<String> {
         let replica = self.shared.replica.read();
-        let Some(g) = replica.rollups.group(group) else {
-            return Vec::new();
-        };
-        let interner = g.family(family).interner(dim);
-        let mut v: Vec<String> = (0..interner.len() as u32)
-            .map(|i| interner.value(i).to_string())
-            .collect();
-        v.sort();
-        v
+        replica.rollups.dimension_values(group, family, dim)
     }
 
     fn groups(&self) -> Vec<String> {
-        let replica = self.shared.replica.read();
-        let mut v: Vec<String> = replica
-            .rollups
-            .groups()
-            .map(|(g, _)| g.to_string())
-            .collect();
-        v.sort();
-        v
+        self.shared.replica.read().rollups.group_names()
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
@@ -317,9 +302,11 @@ fn samples(s: &Shared) -> Vec<Sample> {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let applied = *s.applied.borrow();
     let end = load(&c.stream_last_sequence).max(applied);
-    let stats = s.replica.read().rollups.stats();
-    let dedupe = s.replica.read().dedupe.len();
-    vec![
+    let (stats, dedupe) = {
+        let replica = s.replica.read();
+        (replica.rollups.stats(), replica.dedupe.len())
+    };
+    let mut out = vec![
         Sample::counter(
             "ingest_events_accepted_total",
             "Events this node accepted (published, acknowledged and applied as new).",
@@ -390,17 +377,7 @@ fn samples(s: &Shared) -> Vec<Sample> {
             "Event ids remembered for deduplication.",
             dedupe as f64,
         ),
-        Sample::gauge("groups", "Groups with data.", stats.groups as f64),
-        Sample::gauge("series", "Rollup series held.", stats.series as f64),
-        Sample::gauge(
-            "slots",
-            "Rollup slots (time cells of series) held.",
-            stats.slots as f64,
-        ),
-        Sample::gauge(
-            "sessions_tracked",
-            "Real-time session spans tracked.",
-            stats.sessions_tracked as f64,
-        ),
-    ]
+    ];
+    out.extend(ocp_metrics_service::rollup_samples(&stats));
+    out
 }

@@ -162,25 +162,29 @@ impl EventStream {
         .await
     }
 
+    /// The stream's handle, looked up fresh (its cached info is the state now); `what` says
+    /// what for, in the error.
+    async fn stream(
+        &self,
+        what: &str,
+    ) -> Result<async_nats::jetstream::stream::Stream, ClusterError> {
+        self.js
+            .get_stream(STREAM_NAME)
+            .await
+            .map_err(|e| js_error(what, e))
+    }
+
     /// The stream's last sequence now (0 when empty): what a node starting up must have applied
     /// before it reports ready.
     pub async fn last_sequence(&self) -> Result<u64, ClusterError> {
-        let stream = self
-            .js
-            .get_stream(STREAM_NAME)
-            .await
-            .map_err(|e| js_error("read the stream's state", e))?;
+        let stream = self.stream("read the stream's state").await?;
         Ok(stream.cached_info().state.last_sequence)
     }
 
     /// The stream's first and last sequences now: the first still held (purges move it up; 1
     /// when nothing was purged) and the last written (0 when empty).
     pub async fn bounds(&self) -> Result<(u64, u64), ClusterError> {
-        let stream = self
-            .js
-            .get_stream(STREAM_NAME)
-            .await
-            .map_err(|e| js_error("read the stream's state", e))?;
+        let stream = self.stream("read the stream's state").await?;
         let state = &stream.cached_info().state;
         Ok((state.first_sequence, state.last_sequence))
     }
@@ -188,11 +192,7 @@ impl EventStream {
     /// Deletes every message below `sequence`. Only for what a verified snapshot covers: the
     /// caller passes the older kept snapshot's covered sequence + 1 (see the crate docs).
     pub async fn purge_below(&self, sequence: u64) -> Result<u64, ClusterError> {
-        let stream = self
-            .js
-            .get_stream(STREAM_NAME)
-            .await
-            .map_err(|e| js_error("open the stream to purge it", e))?;
+        let stream = self.stream("open the stream to purge it").await?;
         let purged = stream
             .purge()
             .sequence(sequence)
@@ -218,11 +218,7 @@ impl EventStream {
     /// client is slow to answer a flow-control request. Nodes share cores with their work, so
     /// the consumer that degrades gracefully wins.
     pub async fn read_from(&self, start_sequence: u64) -> Result<EventReader, ClusterError> {
-        let stream = self
-            .js
-            .get_stream(STREAM_NAME)
-            .await
-            .map_err(|e| js_error("open the stream for reading", e))?;
+        let stream = self.stream("open the stream for reading").await?;
         let deliver_policy = if start_sequence <= 1 {
             DeliverPolicy::All
         } else {

@@ -131,6 +131,27 @@ impl Rollups {
         self.groups.iter().map(|(k, v)| (&**k, v))
     }
 
+    /// The names of the groups that have any data, sorted.
+    pub fn group_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.groups.keys().map(|g| g.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// The distinct values seen for dimension `dim` of `family` in `group`, sorted (for the
+    /// pickers of a UI); empty for a group without data.
+    pub fn dimension_values(&self, group: &str, family: Family, dim: usize) -> Vec<String> {
+        let Some(g) = self.group(group) else {
+            return Vec::new();
+        };
+        let interner = g.family(family).interner(dim);
+        let mut v: Vec<String> = (0..interner.len() as u32)
+            .map(|i| interner.value(i).to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Drops slots behind the horizons and session spans that ended behind the real-time one.
     /// Families and span tables with nothing behind the horizon are skipped without a scan.
     pub fn evict(&mut self, h: Horizons) {

@@ -144,3 +144,26 @@ impl Sample {
         }
     }
 }
+
+/// The gauges of the rollups' size, the same for every backend that holds rollups.
+pub fn rollup_samples(s: &ocp_metrics_core::rollup::RollupStats) -> Vec<Sample> {
+    vec![
+        Sample::gauge("groups", "Groups with data.", s.groups as f64),
+        Sample::gauge("series", "Rollup series held.", s.series as f64),
+        Sample::gauge(
+            "slots",
+            "Rollup slots (time cells of series) held.",
+            s.slots as f64,
+        ),
+        Sample::gauge(
+            "dimension_values",
+            "Distinct dimension values held, over all groups, families and dimensions.",
+            s.interned_values as f64,
+        ),
+        Sample::gauge(
+            "sessions_tracked",
+            "Real-time session spans tracked.",
+            s.sessions_tracked as f64,
+        ),
+    ]
+}

@@ -83,7 +83,7 @@ impl Queries for Engine {
 impl Backend for Engine {
     fn samples(&self) -> Vec<Sample> {
         let mut out = counter_samples(self);
-        out.extend(state_samples(self));
+        out.extend(ocp_metrics_service::rollup_samples(&self.stats()));
         out.extend(recovery_samples(self));
         out
     }
@@ -146,29 +146,6 @@ fn counter_samples(engine: &Engine) -> Vec<Sample> {
             "dedupe_entries",
             "Event ids remembered for deduplication.",
             load(&c.dedupe_entries) as f64,
-        ),
-    ]
-}
-
-fn state_samples(engine: &Engine) -> Vec<Sample> {
-    let s = engine.stats();
-    vec![
-        Sample::gauge("groups", "Groups with data.", s.groups as f64),
-        Sample::gauge("series", "Rollup series held.", s.series as f64),
-        Sample::gauge(
-            "slots",
-            "Rollup slots (time cells of series) held.",
-            s.slots as f64,
-        ),
-        Sample::gauge(
-            "dimension_values",
-            "Distinct dimension values held, over all groups, families and dimensions.",
-            s.interned_values as f64,
-        ),
-        Sample::gauge(
-            "sessions_tracked",
-            "Real-time session spans tracked.",
-            s.sessions_tracked as f64,
         ),
     ]
 }

@@ -344,29 +344,12 @@ impl Engine {
         family: ocp_metrics_core::Family,
         dim: usize,
     ) -> Vec<String> {
-        let state = self.inner.state.read();
-        let Some(g) = state.group(group) else {
-            return Vec::new();
-        };
-        let interner = g.family(family).interner(dim);
-        let mut v: Vec<String> = (0..interner.len() as u32)
-            .map(|i| interner.value(i).to_string())
-            .collect();
-        v.sort();
-        v
+        self.inner.state.read().dimension_values(group, family, dim)
     }
 
-    /// Groups that have any data.
+    /// Groups that have any data, sorted.
     pub fn groups(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .inner
-            .state
-            .read()
-            .groups()
-            .map(|(g, _)| g.to_string())
-            .collect();
-        v.sort();
-        v
+        self.inner.state.read().group_names()
     }
 
     /// Finishes queued work, writes a final checkpoint and stops the writer.

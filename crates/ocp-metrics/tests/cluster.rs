@@ -98,25 +98,7 @@ fn produce(
             node = (node + 1) % NODES;
             std::thread::sleep(Duration::from_millis(20));
         };
-        let refused: BTreeSet<u64> = answer["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["index"].as_u64().unwrap())
-            .collect();
-        let mut acked = acked.lock().unwrap();
-        for (i, line) in request.iter().enumerate() {
-            assert_eq!(
-                !refused.contains(&(i as u64)),
-                line.valid,
-                "event {i} ({}) answered wrongly: {answer}",
-                line.json
-            );
-            if line.valid {
-                acked.insert(line.json.clone());
-            }
-        }
-        drop(acked);
+        reliability::acknowledge(&request, &answer, &acked);
         tally.answered_requests.fetch_add(1, Ordering::SeqCst);
         node = (node + 1) % NODES;
     }

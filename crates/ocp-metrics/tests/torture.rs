@@ -90,25 +90,7 @@ fn produce(
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let rejected: BTreeSet<u64> = answer["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["index"].as_u64().unwrap())
-            .collect();
-        let mut acked = acked.lock().unwrap();
-        for (i, line) in request.iter().enumerate() {
-            assert_eq!(
-                !rejected.contains(&(i as u64)),
-                line.valid,
-                "event {i} ({}) answered wrongly: {answer}",
-                line.json
-            );
-            if line.valid {
-                acked.insert(line.json.clone());
-            }
-        }
-        drop(acked);
+        reliability::acknowledge(&request, &answer, &acked);
         tally
             .accepted
             .fetch_add(answer["accepted"].as_u64().unwrap(), Ordering::Relaxed);

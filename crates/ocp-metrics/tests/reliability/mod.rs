@@ -367,6 +367,33 @@ pub struct Line {
     pub valid: bool,
 }
 
+/// Checks a 200 answer to `request` (every invalid line refused by index, every valid one
+/// not) and records the valid lines as acknowledged.
+pub fn acknowledge(
+    request: &[Line],
+    answer: &Value,
+    acked: &std::sync::Mutex<std::collections::BTreeSet<String>>,
+) {
+    let refused: std::collections::BTreeSet<u64> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    let mut acked = acked.lock().unwrap();
+    for (i, line) in request.iter().enumerate() {
+        assert_eq!(
+            !refused.contains(&(i as u64)),
+            line.valid,
+            "event {i} ({}) answered wrongly: {answer}",
+            line.json
+        );
+        if line.valid {
+            acked.insert(line.json.clone());
+        }
+    }
+}
+
 fn ts(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
 }
