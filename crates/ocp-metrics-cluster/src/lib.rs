@@ -1,8 +1,8 @@
-//! Cluster mode's building blocks on NATS JetStream: the replicated event stream every node
-//! publishes to and applies in order ([`EventStream`], [`EventReader`]), the credentials bucket
-//! every node watches ([`CredentialsKv`]), and the snapshot store any node starts from
-//! ([`SnapshotStore`]). Nothing here knows HTTP or the rollups: the node wires these to its
-//! ingest and query sides.
+//! Cluster mode on NATS JetStream: the replicated event stream every node publishes to and
+//! applies in order ([`EventStream`], [`EventReader`]), the credentials bucket every node
+//! watches ([`CredentialsKv`], and on it [`open_cluster_registry`]), the snapshot store any node
+//! starts from ([`SnapshotStore`]), and the node itself ([`node`]: the server's `Backend` in
+//! cluster mode, a replica of the rollups applied from the stream). Nothing here knows HTTP.
 //!
 //! # The event stream
 //!

@@ -1161,6 +1161,15 @@ fn query_operation(endpoint: Endpoint) -> Operation {
                 );
             }
         }
+        answer.headers.insert(
+            "X-Stale-Data-As-Of".into(),
+            Header::builder()
+                .schema(String::schema())
+                .description(Some(
+                    "Only on an answer that may be incomplete: a cluster node cut off from the event stream answers from what it has, and this is the time (RFC 3339) up to which its data is known to be complete. Absent on a current answer.",
+                ))
+                .build(),
+        );
         answer
     })
     .response("400", error_response(400))

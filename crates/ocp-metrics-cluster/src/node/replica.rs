@@ -172,7 +172,12 @@ mod tests {
         let label = |s: &str| Label::parse(s).unwrap();
         let event = Event {
             id: id.into(),
-            group: GroupName::parse(if i.is_multiple_of(3) { "acme" } else { "globex" }).unwrap(),
+            group: GroupName::parse(if i.is_multiple_of(3) {
+                "acme"
+            } else {
+                "globex"
+            })
+            .unwrap(),
             session_id: label(&format!("s{}", i % 7)),
             channel: label(if i.is_multiple_of(2) { "ivr" } else { "chat" }),
             region: label("eu"),
