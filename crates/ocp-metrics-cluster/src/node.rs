@@ -58,8 +58,8 @@ pub struct NodeConfig {
 pub const SNAPSHOT_INTERVAL_SECONDS_DEFAULT: u64 = 300;
 /// Verdicts of messages that were not accepted, kept for ingest to answer from; the oldest are
 /// dropped past this many. Ingest reads a verdict within moments of its message being applied,
-/// so only a flood of refused events could push one out before it is read (it would then be
-/// answered as accepted: the event is in the stream either way).
+/// so only a flood of refused events could push one out before it is read (ingest then answers
+/// 503: a retry is answered from the dedupe set).
 pub const VERDICTS_KEPT_MAX: usize = 100_000;
 /// Between retries of a start-up step while NATS is unreachable, in milliseconds.
 const START_RETRY_MS: u64 = 1_000;
@@ -93,8 +93,8 @@ pub(crate) struct Shared {
     pub applied: watch::Sender<u64>,
     /// Bumped after every applied batch, for live updates.
     pub changes: watch::Sender<u64>,
-    /// Verdicts of applied messages that were not simply accepted, by sequence.
-    pub verdicts: Mutex<BTreeMap<u64, Verdict>>,
+    /// Verdicts of applied messages that were not simply accepted.
+    pub verdicts: Mutex<Verdicts>,
     pub stream: EventStream,
     pub snapshots: SnapshotStore,
     pub client: async_nats::Client,
@@ -102,9 +102,12 @@ pub(crate) struct Shared {
     pub limits: StateLimits,
     pub freshness: Freshness,
     pub counters: NodeCounters,
-    /// Set when the node stopped applying (a message this build cannot read): the node then
-    /// reports not ready, and says why.
-    pub halted: Mutex<Option<String>>,
+    /// Set when the node stopped applying (a message this build cannot read, a stream purged
+    /// past every snapshot): the node then reports not ready, and says why.
+    pub halted: watch::Sender<Option<String>>,
+    /// A snapshot the snapshot task asked for; the apply task encodes it between batches (see
+    /// [`snapshots`]).
+    pub snapshot_request: Mutex<Option<snapshots::Request>>,
 }
 
 /// Counters the node keeps about itself, for `/metrics`.
@@ -140,23 +143,11 @@ impl Node {
             SnapshotStore::open(client.clone(), config.replicas)
         })
         .await?;
-        let replica = match retrying("read the newest snapshot", || snapshots.latest()).await? {
-            Some(s) => Replica::decode(&s.payload).map_err(|e| ClusterError::Snapshot {
-                covers_sequence: s.covers_sequence,
-                reason: e.to_string(),
-            })?,
-            None => Replica::default(),
-        };
+        // Taken before the stream's end is read: the node is current as of this moment once it
+        // has applied that end, not as of when it finished.
+        let checked_at = (std::time::Instant::now(), clock.now());
+        let (replica, target) = start_point(&stream, &snapshots).await?;
         let from = replica.applied_sequence;
-        let (first, target) = retrying("read the stream's bounds", || stream.bounds()).await?;
-        if first > from + 1 {
-            return Err(ClusterError::Mismatch(format!(
-                "the event stream starts at sequence {first}, but the newest readable snapshot covers only up to {from}: events {}..{} are gone; restore a snapshot from backup, or if this is a new cluster on an old stream, delete the stream `{}`",
-                from + 1,
-                first - 1,
-                crate::stream::STREAM_NAME
-            )));
-        }
         tracing::info!(
             snapshot_sequence = from,
             stream_last_sequence = target,
@@ -167,37 +158,37 @@ impl Node {
             applied: watch::Sender::new(from),
             changes: watch::Sender::new(0),
             replica: RwLock::new(replica),
-            verdicts: Mutex::new(BTreeMap::new()),
+            verdicts: Mutex::new(Verdicts::starting_at(from)),
             stream,
             snapshots,
             client,
-            freshness: Freshness::new(clock.now()),
+            freshness: Freshness::new(checked_at.1),
             clock,
             limits: config.limits,
             counters: NodeCounters::default(),
-            halted: Mutex::new(None),
+            halted: watch::Sender::new(None),
+            snapshot_request: Mutex::new(None),
         });
-        shared
-            .counters
-            .started_from_sequence
-            .store(from, Ordering::Relaxed);
+        let c = &shared.counters;
+        c.started_from_sequence.store(from, Ordering::Relaxed);
+        // Known before the freshness task runs, so that a consumer that stalls during the
+        // catch-up is replaced too.
+        c.stream_last_sequence.store(target, Ordering::Relaxed);
         let mut tasks = vec![tokio::spawn(apply::run(shared.clone(), reader))];
         let mut applied = shared.applied.subscribe();
-        applied
-            .wait_for(|a| *a >= target)
-            .await
-            .map_err(|_| ClusterError::Unavailable("the apply task stopped".into()))?;
-        if let Some(why) = shared.halted.lock().clone() {
-            return Err(ClusterError::Unavailable(why));
+        let mut halted = shared.halted.subscribe();
+        tokio::select! {
+            caught_up = applied.wait_for(|a| *a >= target) => {
+                caught_up.map_err(|_| ClusterError::Unavailable("the apply task stopped".into()))?;
+            }
+            why = halted.wait_for(Option::is_some) => {
+                let why = why.ok().and_then(|w| w.clone()).unwrap_or_default();
+                return Err(ClusterError::Unavailable(why));
+            }
         }
         let catch_up_ms = started.elapsed().as_millis() as u64;
-        shared
-            .counters
-            .catch_up_ms
-            .store(catch_up_ms, Ordering::Relaxed);
-        shared
-            .freshness
-            .confirm(std::time::Instant::now(), shared.clock.now());
+        c.catch_up_ms.store(catch_up_ms, Ordering::Relaxed);
+        shared.freshness.confirm(checked_at.0, checked_at.1);
         tracing::info!(
             applied = target - from,
             catch_up_ms,
@@ -212,6 +203,90 @@ impl Node {
             shared,
             tasks: Mutex::new(tasks),
         })
+    }
+}
+
+/// Attempts at finding a snapshot that the stream continues, at start: the newest snapshot may
+/// be replaced (and the stream purged behind it) while a large one is being read.
+const START_POINT_ATTEMPTS_MAX: u32 = 3;
+
+/// The replica to start from (the newest good snapshot, or empty) and the stream's last
+/// sequence, checked to continue each other: the stream must still hold everything after the
+/// snapshot.
+async fn start_point(
+    stream: &EventStream,
+    snapshots: &SnapshotStore,
+) -> Result<(Replica, u64), ClusterError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let replica = match retrying("read the newest snapshot", || snapshots.latest()).await? {
+            Some(s) => decode_snapshot(&s)?,
+            None => Replica::default(),
+        };
+        let from = replica.applied_sequence;
+        let (first, last) = retrying("read the stream's bounds", || stream.bounds()).await?;
+        if first <= from + 1 {
+            return Ok((replica, last));
+        }
+        if attempt >= START_POINT_ATTEMPTS_MAX {
+            return Err(ClusterError::Mismatch(format!(
+                "the event stream starts at sequence {first}, but the newest readable snapshot covers only up to {from}: events {}..{} are gone; restore a snapshot from backup, or if this is a new cluster on an old stream, delete the stream `{}`",
+                from + 1,
+                first - 1,
+                crate::stream::STREAM_NAME
+            )));
+        }
+        tracing::info!(
+            first,
+            from,
+            "cluster node: the stream was purged past the snapshot just read; reading the newest again"
+        );
+    }
+}
+
+/// A stored snapshot as a replica.
+pub(crate) fn decode_snapshot(s: &crate::Snapshot) -> Result<Replica, ClusterError> {
+    Replica::decode(&s.payload).map_err(|e| ClusterError::Snapshot {
+        covers_sequence: s.covers_sequence,
+        reason: e.to_string(),
+    })
+}
+
+/// Verdicts of applied messages that were not simply accepted, by sequence, for ingest to
+/// answer from; bounded by [`VERDICTS_KEPT_MAX`].
+#[derive(Debug)]
+pub(crate) struct Verdicts {
+    by_sequence: BTreeMap<u64, Verdict>,
+    /// Verdicts at or below this sequence are unknown: dropped by the bound, or before the
+    /// replica this node started from.
+    unknown_through: u64,
+}
+
+impl Verdicts {
+    pub(crate) fn starting_at(sequence: u64) -> Verdicts {
+        Verdicts {
+            by_sequence: BTreeMap::new(),
+            unknown_through: sequence,
+        }
+    }
+
+    pub(crate) fn record(&mut self, refused: impl IntoIterator<Item = (u64, Verdict)>) {
+        self.by_sequence.extend(refused);
+        while self.by_sequence.len() > VERDICTS_KEPT_MAX {
+            if let Some((dropped, _)) = self.by_sequence.pop_first() {
+                self.unknown_through = self.unknown_through.max(dropped);
+            }
+        }
+    }
+
+    /// The verdict of message `sequence`; `None` when it is no longer known.
+    pub(crate) fn get(&self, sequence: u64) -> Option<Verdict> {
+        match self.by_sequence.get(&sequence) {
+            Some(v) => Some(v.clone()),
+            None if sequence <= self.unknown_through => None,
+            None => Some(Verdict::Accepted),
+        }
     }
 }
 
@@ -290,7 +365,7 @@ impl Backend for Node {
     }
 
     fn not_ready(&self) -> Option<String> {
-        if let Some(why) = self.shared.halted.lock().clone() {
+        if let Some(why) = self.shared.halted.borrow().clone() {
             return Some(why);
         }
         self.shared.freshness.not_ready()

@@ -154,6 +154,15 @@ impl EventStream {
             let ack = ack
                 .await
                 .map_err(|e| ClusterError::Unavailable(format!("publish not acknowledged: {e}")))?;
+            // nats-server 2.9 on a replicated stream answers a repeat of a message id whose
+            // first publish is still being replicated with sequence 0 and `duplicate`; that
+            // first message may yet be lost (a leader change), so this is not an
+            // acknowledgement of anything stored (nats-server pull requests 5827 and 6415).
+            if ack.duplicate && ack.sequence == 0 {
+                return Err(ClusterError::Unavailable(
+                    "the stream answered this event as a repeat of a publish it has not finished storing; retry".into(),
+                ));
+            }
             Ok(Published {
                 sequence: ack.sequence,
                 duplicate: ack.duplicate,

@@ -90,7 +90,10 @@ pub(crate) fn failed_authentication(
     unauthorized: ApiError,
 ) -> ApiError {
     let source = peer.ip();
-    match app.auth.record_auth_failure(source) {
+    let verdict = app.auth().map_or(FailureVerdict::Counted, |auth| {
+        auth.record_auth_failure(source)
+    });
+    match verdict {
         FailureVerdict::Counted => {
             tracing::warn!(%source, endpoint, "failed authentication");
             unauthorized
@@ -148,7 +151,7 @@ pub async fn list_clients(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admin(&app, peer, &headers)?;
-    Ok(Json(app.auth.list_clients()).into_response())
+    Ok(Json(app.auth()?.list_clients()).into_response())
 }
 
 pub async fn delete_client(
@@ -209,7 +212,7 @@ pub async fn list_tokens(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admin(&app, peer, &headers)?;
-    Ok(Json(app.auth.list_tokens()).into_response())
+    Ok(Json(app.auth()?.list_tokens()).into_response())
 }
 
 pub async fn revoke_token(
@@ -243,7 +246,7 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, AuthError>> + Send + 'static,
 {
-    tokio::spawn(change(app.auth.clone()))
+    tokio::spawn(change(app.auth()?.clone()))
         .await
         .map_err(|e| ApiError::Internal(format!("registry task: {e}")))?
         .map_err(ApiError::from)

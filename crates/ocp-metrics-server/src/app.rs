@@ -110,10 +110,11 @@ pub struct ServerConfig {
     pub metrics_token: Option<OperatorToken>,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
-    /// The API clients and personal access tokens, already opened by the binary: on files in
-    /// the data directory ([`open_file_registry`]) for a single node, or shared through the
-    /// cluster's credentials bucket in cluster mode.
-    pub registry: Arc<Registry>,
+    /// The API clients and personal access tokens: on files in the data directory, opened by
+    /// the binary ([`open_file_registry`]), for a single node; or shared through the cluster's
+    /// credentials bucket in cluster mode, opened after the listener is bound (it may have to
+    /// wait for NATS, and `/healthz` must answer meanwhile).
+    pub registry: Credentials,
     /// Opens the backend (the embedded engine, or a cluster node) once the listener is bound.
     pub backend: BackendOpener,
     /// Test seam: when set, recovery waits until this is notified, so a test can observe the
@@ -121,11 +122,38 @@ pub struct ServerConfig {
     pub recovery_hold: Option<Arc<tokio::sync::Notify>>,
 }
 
+/// How the server gets its registry of clients and tokens.
+pub enum Credentials {
+    /// Already open.
+    Open(Arc<Registry>),
+    /// Opened in the background once the listener is bound, before the backend.
+    Later(OpenRegistry),
+}
+
+/// Opens a registry (see [`Credentials::Later`]).
+pub type OpenRegistry = Box<
+    dyn FnOnce() -> ocp_metrics_service::BoxFuture<'static, Result<Arc<Registry>, String>> + Send,
+>;
+
+impl From<Arc<Registry>> for Credentials {
+    fn from(registry: Arc<Registry>) -> Credentials {
+        Credentials::Open(registry)
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Open(r) => f.debug_tuple("Open").field(r).finish(),
+            Credentials::Later(_) => f.write_str("Later"),
+        }
+    }
+}
+
 /// Shared state of every handler; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct App {
     pub readiness: Arc<Readiness>,
-    pub auth: Arc<Registry>,
     pub admin_token: Option<OperatorToken>,
     pub metrics_token: Option<OperatorToken>,
     pub limits: Limits,
@@ -136,6 +164,14 @@ pub struct App {
 }
 
 impl App {
+    /// The clients and tokens, or a 503 while they are being opened (only requests that skip
+    /// the readiness gate can see that).
+    pub fn auth(&self) -> Result<&Arc<Registry>, ApiError> {
+        self.readiness
+            .registry()
+            .ok_or_else(|| recovering(&self.readiness.phase()))
+    }
+
     /// The recovered backend, or a 503 telling the caller to retry while the store recovers.
     pub fn backend(&self) -> Result<&Arc<dyn Backend>, ApiError> {
         match self.readiness.backend() {
@@ -164,9 +200,10 @@ impl App {
     /// Authenticates the bearer token, checks the scope and the caller's rate.
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<Grants, ApiError> {
         let token = bearer_token(headers).ok_or(AuthError::Unauthenticated(Reason::Missing))?;
-        let grants = self.auth.authenticate(token)?;
+        let auth = self.auth()?;
+        let grants = auth.authenticate(token)?;
         grants.require_scope(scope)?;
-        if let Err(wait) = self.auth.check_rate(&grants.subject) {
+        if let Err(wait) = auth.check_rate(&grants.subject) {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(ApiError::RateLimited {
                 message: format!(
@@ -535,9 +572,16 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
         ocp_metrics_store::private::secure_data_dir(&config.data_dir)?;
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+        let readiness = Arc::new(Readiness::new());
+        let later = match config.registry {
+            Credentials::Open(registry) => {
+                readiness.set_registry(registry);
+                None
+            }
+            Credentials::Later(open) => Some(open),
+        };
         let app = App {
-            readiness: Arc::new(Readiness::new()),
-            auth: config.registry,
+            readiness,
             admin_token: config.admin_token,
             metrics_token: config.metrics_token,
             ingest_bytes: Arc::new(InflightBytes::new(config.limits.inflight_ingest_bytes_max)),
@@ -547,6 +591,7 @@ impl Server {
         };
         let recovery = tokio::spawn(recover(
             app.readiness.clone(),
+            later,
             config.backend,
             config.recovery_hold,
         ));
@@ -618,11 +663,21 @@ pub fn open_file_registry(
 /// Opens the backend (recovering its store) and publishes it, or the failure, to `readiness`.
 async fn recover(
     readiness: Arc<Readiness>,
+    registry: Option<OpenRegistry>,
     open: BackendOpener,
     hold: Option<Arc<tokio::sync::Notify>>,
 ) {
     if let Some(hold) = hold {
         hold.notified().await;
+    }
+    if let Some(open_registry) = registry {
+        match open_registry().await {
+            Ok(r) => readiness.set_registry(r),
+            Err(e) => {
+                tracing::error!(error = %e, "opening the clients and tokens failed");
+                return readiness.set_failed(e);
+            }
+        }
     }
     match (open.0)().await {
         Ok(backend) => readiness.set_ready(backend),

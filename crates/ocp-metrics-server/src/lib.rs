@@ -23,9 +23,10 @@ pub mod wire;
 
 pub use app::{
     ADMIN_BODY_BYTES_MAX, App, BODY_READ_TIMEOUT_MS_DEFAULT, BackendOpener,
-    CONNECTIONS_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT, InflightBytes, Limits, Phase,
-    RECOVERY_REQUEST_WAIT_MS_DEFAULT, RESPONSE_WRITE_STALL_TIMEOUT_MS, Readiness, Server,
-    ServerConfig, TOKEN_BODY_BYTES_MAX, UNREAD_BODY_BYTES_MAX, open_file_registry, router,
+    CONNECTIONS_MAX_DEFAULT, Credentials, HEADER_READ_TIMEOUT_MS_DEFAULT, InflightBytes, Limits,
+    OpenRegistry, Phase, RECOVERY_REQUEST_WAIT_MS_DEFAULT, RESPONSE_WRITE_STALL_TIMEOUT_MS,
+    Readiness, Server, ServerConfig, TOKEN_BODY_BYTES_MAX, UNREAD_BODY_BYTES_MAX,
+    open_file_registry, router,
 };
 pub use connections::ConnectionStats;
 pub use error::ApiError;

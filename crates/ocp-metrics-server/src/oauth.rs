@@ -21,11 +21,11 @@ pub async fn token(
 ) -> Result<Response, ApiError> {
     let form: HashMap<String, String> = form_urlencoded(&body);
     let basic = basic_authorization(&headers);
+    let auth = app.auth()?;
     let issued = check_grant_type(form.get("grant_type").map(String::as_str).unwrap_or(""))
         .and_then(|()| client_credentials(basic, &form))
         .and_then(|(id, secret)| {
-            app.auth
-                .issue_access_token(&id, &secret, form.get("scope").map(String::as_str))
+            auth.issue_access_token(&id, &secret, form.get("scope").map(String::as_str))
         });
     let token = match issued {
         Ok(token) => token,

@@ -1265,7 +1265,8 @@ mod tests {
                 Default::default(),
                 Arc::new(ocp_metrics_core::SystemClock),
             )
-            .unwrap(),
+            .unwrap()
+            .into(),
             backend: crate::BackendOpener(ocp_metrics_store::open_embedded(
                 dir.path().to_path_buf(),
                 Default::default(),

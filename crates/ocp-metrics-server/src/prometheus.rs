@@ -106,7 +106,10 @@ fn render(app: &App) -> Response {
         "Live update streams (GET /api/v1/live) open now.",
         app.live.open(),
     );
-    let (auth_failures, auth_refused) = app.auth.auth_failure_counts();
+    let (auth_failures, auth_refused) = app
+        .readiness
+        .registry()
+        .map_or((0, 0), |auth| auth.auth_failure_counts());
     out.counter(
         "auth_failures_total",
         "Failed authentications with an operator token (admin, /metrics) or a client secret (/oauth2/token).",

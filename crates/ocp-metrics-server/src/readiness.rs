@@ -1,6 +1,7 @@
 //! Readiness: where the backend is in its life cycle (opening, ready, failed), for `/readyz`,
 //! for holding requests back while a store recovers, and for waiting on it.
 
+use ocp_metrics_auth::Registry;
 use ocp_metrics_service::Backend;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ pub enum Phase {
 #[derive(Debug)]
 pub struct Readiness {
     backend: OnceLock<Arc<dyn Backend>>,
+    /// The clients and tokens: set at bind when the binary opened them, else before the
+    /// backend is opened (so a request that passed the readiness gate always finds them).
+    registry: OnceLock<Arc<Registry>>,
     phase: watch::Sender<Phase>,
     started: Instant,
 }
@@ -26,6 +30,7 @@ impl Readiness {
     pub(crate) fn new() -> Readiness {
         Readiness {
             backend: OnceLock::new(),
+            registry: OnceLock::new(),
             phase: watch::Sender::new(Phase::Recovering),
             started: Instant::now(),
         }
@@ -38,6 +43,14 @@ impl Readiness {
 
     pub(crate) fn set_failed(&self, message: String) {
         self.phase.send_replace(Phase::Failed(message));
+    }
+
+    pub(crate) fn set_registry(&self, registry: Arc<Registry>) {
+        let _ = self.registry.set(registry);
+    }
+
+    pub fn registry(&self) -> Option<&Arc<Registry>> {
+        self.registry.get()
     }
 
     pub fn phase(&self) -> Phase {

@@ -46,7 +46,8 @@ impl Running {
                 Default::default(),
                 clock.clone(),
             )
-            .unwrap(),
+            .unwrap()
+            .into(),
             backend: BackendOpener(ocp_metrics_store::open_embedded(
                 dir.path().to_path_buf(),
                 engine,
@@ -57,7 +58,7 @@ impl Running {
         let server = rt.block_on(Server::bind(config)).unwrap();
         let base = format!("http://{}", server.local_addr().unwrap());
         let (_, token) = rt
-            .block_on(server.app().auth.create_token(
+            .block_on(server.app().auth().unwrap().create_token(
                 ClientName::parse("test").unwrap(),
                 GroupGrant::parse(&["*"]).unwrap(),
                 ScopeSet::parse(&["metrics:read", "events:write"]).unwrap(),

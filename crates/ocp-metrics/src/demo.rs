@@ -133,7 +133,8 @@ pub async fn start(
 ) -> anyhow::Result<Demo> {
     let app = server.app();
     let (_, token) = app
-        .auth
+        .auth()
+        .map_err(|e| anyhow::anyhow!("the demo's registry: {e}"))?
         .create_token(
             ClientName::parse("demo")?,
             GroupGrant::parse(&["*"])?,

@@ -6,7 +6,7 @@ mod demo;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ocp_metrics_auth::{AuthConfig, OperatorToken, Registry};
+use ocp_metrics_auth::{AuthConfig, OperatorToken};
 use ocp_metrics_cluster::node::SNAPSHOT_INTERVAL_SECONDS_DEFAULT;
 use ocp_metrics_cluster::node::retrying;
 use ocp_metrics_cluster::{NatsOptions, NodeConfig, open_cluster_registry, open_node};
@@ -15,9 +15,9 @@ use ocp_metrics_core::limits::{
 };
 use ocp_metrics_core::{Clock, OffsetClock, SystemClock};
 use ocp_metrics_server::{
-    BODY_READ_TIMEOUT_MS_DEFAULT, BackendOpener, CONNECTIONS_MAX_DEFAULT,
-    HEADER_READ_TIMEOUT_MS_DEFAULT, Limits, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server, ServerConfig,
-    open_file_registry,
+    BODY_READ_TIMEOUT_MS_DEFAULT, BackendOpener, CONNECTIONS_MAX_DEFAULT, Credentials,
+    HEADER_READ_TIMEOUT_MS_DEFAULT, Limits, OpenRegistry, RECOVERY_REQUEST_WAIT_MS_DEFAULT, Server,
+    ServerConfig, open_file_registry,
 };
 use ocp_metrics_service::OpenBackend;
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
@@ -298,22 +298,21 @@ pub(crate) fn operator_token(
     Ok(Some(OperatorToken::parse(&name, &raw)?))
 }
 
-/// The token in `path`, without one trailing newline. Warns when other users can read it.
 /// The credentials and the backend the flags choose, once: the embedded mode keeps both in
 /// the data dir; with `--nats` the node is one of a cluster on those servers, with the
-/// credentials in the cluster's KV bucket (opened here, before the server binds: a node that
-/// cannot read them could not authenticate anyone) and the events in its stream.
+/// credentials in the cluster's KV bucket and the events in its stream, both opened once the
+/// server listens (NATS may not answer yet; `/healthz` must).
 async fn mode(
     args: &ServeArgs,
     auth: AuthConfig,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Arc<Registry>, OpenBackend)> {
+) -> anyhow::Result<(Credentials, OpenBackend)> {
     let Some(servers) = &args.nats else {
         let registry = open_file_registry(&args.data_dir, auth, clock.clone())
             .context("opening the API clients and tokens")?;
         let backend =
             ocp_metrics_store::open_embedded(args.data_dir.clone(), engine_config(args), clock);
-        return Ok((registry, backend));
+        return Ok((registry.into(), backend));
     };
     let nats = NatsOptions::from_env(servers, &format!("ocp-metrics {}", args.listen))?;
     let replicas = args
@@ -325,18 +324,28 @@ async fn mode(
         );
     }
     let client = nats.connect().await?;
-    let registry = retrying("open the credentials bucket", || {
-        open_cluster_registry(client.clone(), replicas, auth.clone(), clock.clone())
-    })
-    .await
-    .context("opening the cluster's API clients and tokens")?;
+    let registry_clock = clock.clone();
+    let registry: OpenRegistry = Box::new(move || {
+        Box::pin(async move {
+            retrying("open the credentials bucket", || {
+                open_cluster_registry(
+                    client.clone(),
+                    replicas,
+                    auth.clone(),
+                    registry_clock.clone(),
+                )
+            })
+            .await
+            .map_err(|e| format!("opening the cluster's API clients and tokens: {e}"))
+        })
+    });
     let config = NodeConfig {
         nats,
         replicas,
         limits: state_limits(args),
         snapshot_interval_seconds: args.snapshot_interval_seconds,
     };
-    Ok((registry, open_node(config, clock)))
+    Ok((Credentials::Later(registry), open_node(config, clock)))
 }
 
 /// The bounds on one group's state, from the `serve` flags.
@@ -362,6 +371,7 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
     }
 }
 
+/// The token in `path`, without one trailing newline. Warns when other users can read it.
 fn read_token_file(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the token file {}", path.display()))?;

@@ -286,7 +286,8 @@ fn every_checkpoint_corrupt_with_the_log_gone_refuses_to_start_rather_than_serve
                     Default::default(),
                     clock.clone(),
                 )
-                .unwrap(),
+                .unwrap()
+                .into(),
                 backend: ocp_metrics_server::BackendOpener(ocp_metrics_store::open_embedded(
                     data.path().to_path_buf(),
                     Default::default(),

@@ -1,6 +1,8 @@
-//! The apply task: the stream, in order, into the node's replica.
+//! The apply task: the stream, in order, into the node's replica. It is the replica's only
+//! writer, and it also encodes snapshots (between batches, see [`super::snapshots`]), so that
+//! no writer ever waits on a long read lock while queries queue behind it.
 
-use super::{Shared, VERDICTS_KEPT_MAX, Verdict};
+use super::{Shared, Verdict, Verdicts, decode_snapshot};
 use crate::ClusterError;
 use crate::stream::{EventReader, StreamEvent};
 use futures_util::FutureExt;
@@ -15,14 +17,15 @@ pub const APPLY_BATCH_MESSAGES_MAX: usize = 1_024;
 /// has not delivered is replaced, in milliseconds. The ordered consumer recreates itself after
 /// missed heartbeats, but was seen here to stay silent after the server it was placed on was
 /// killed; a new consumer from the applied sequence + 1 costs nothing and cannot skip a
-/// message.
+/// message. Also the longest a requested snapshot waits for the task.
 pub const STALLED_READER_MS: u64 = 3_000;
 /// Pause after a consumer error before reading again, in milliseconds (the ordered consumer
 /// recreates itself meanwhile; this keeps a dead connection from spinning the task).
 const ERROR_PAUSE_MS: u64 = 200;
 
-/// Reads and applies until the task is aborted, or stops for good at a message this build
-/// cannot decode (skipping it would make this node's state differ from its peers').
+/// Reads and applies until the task is aborted, or stops for good (and says why through
+/// `halted`) at a message this build cannot decode, or when the stream was purged past every
+/// snapshot: skipping anything would make this node's state differ from its peers'.
 pub(crate) async fn run(shared: Arc<Shared>, mut reader: EventReader) {
     loop {
         let waited = tokio::time::timeout(
@@ -30,45 +33,61 @@ pub(crate) async fn run(shared: Arc<Shared>, mut reader: EventReader) {
             next_batch(&mut reader),
         )
         .await;
-        let Ok((batch, error)) = waited else {
-            let applied = *shared.applied.borrow();
-            let end = shared.counters.stream_last_sequence.load(Ordering::Relaxed);
-            if end > applied {
-                tracing::warn!(
-                    applied,
-                    stream_last_sequence = end,
-                    "cluster node: the stream consumer delivered nothing for {STALLED_READER_MS} ms while the stream holds more; replacing it"
-                );
-                reader = reopen(&shared, applied + 1).await;
+        // The error of this round, and whether the reader must be replaced.
+        let (error, replace) = match waited {
+            Ok((batch, error)) => {
+                if !batch.is_empty() {
+                    apply_batch(&shared, &batch);
+                }
+                (error, reader.is_closed())
             }
-            continue;
+            Err(_) if stalled(&shared) => (
+                Some(ClusterError::Unavailable(format!(
+                    "the stream consumer delivered nothing for {STALLED_READER_MS} ms while the stream holds more"
+                ))),
+                true,
+            ),
+            Err(_) => (None, false),
         };
-        if !batch.is_empty() {
-            apply_batch(&shared, &batch);
-        }
+        super::snapshots::serve_request(&shared).await;
         match error {
             None => {}
             Some(ClusterError::Unavailable(why)) => {
-                if reader.is_closed() {
-                    tracing::warn!(error = %why, "cluster node: stream consumer ended; opening a new one");
+                if replace {
+                    tracing::warn!(error = %why, "cluster node: replacing the stream consumer");
                 } else {
                     tracing::debug!(error = %why, "cluster node: stream consumer interrupted");
                 }
                 tokio::time::sleep(Duration::from_millis(ERROR_PAUSE_MS)).await;
-                if reader.is_closed() {
-                    reader = reopen(&shared, reader.next_sequence()).await;
-                }
             }
             Some(other) => {
-                let why = format!(
-                    "this node stopped applying the event stream: {other}; upgrade this node to the build the other nodes run"
+                return halt(
+                    &shared,
+                    format!(
+                        "this node stopped applying the event stream: {other}; upgrade this node to the build the other nodes run"
+                    ),
                 );
-                tracing::error!("{why}");
-                *shared.halted.lock() = Some(why);
-                return;
+            }
+        }
+        if replace {
+            match resume_point(&shared, reader.next_sequence()).await {
+                Ok(next) => reader = reopen(&shared, next).await,
+                Err(why) => return halt(&shared, why),
             }
         }
     }
+}
+
+/// Whether the reader is behind a stream that has more: the stream's end as last seen is past
+/// what was applied.
+fn stalled(shared: &Shared) -> bool {
+    let applied = *shared.applied.borrow();
+    shared.counters.stream_last_sequence.load(Ordering::Relaxed) > applied
+}
+
+fn halt(shared: &Shared, why: String) {
+    tracing::error!("{why}");
+    shared.halted.send_replace(Some(why));
 }
 
 /// Waits for one message, then takes whatever else is already there, up to the batch bound.
@@ -109,11 +128,7 @@ fn apply_batch(shared: &Shared, batch: &[StreamEvent]) {
         replica.applied_sequence
     };
     if !refused.is_empty() {
-        let mut verdicts = shared.verdicts.lock();
-        verdicts.extend(refused);
-        while verdicts.len() > VERDICTS_KEPT_MAX {
-            verdicts.pop_first();
-        }
+        shared.verdicts.lock().record(refused);
     }
     shared
         .counters
@@ -121,6 +136,45 @@ fn apply_batch(shared: &Shared, batch: &[StreamEvent]) {
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     shared.applied.send_replace(last);
     shared.changes.send_modify(|g| *g += 1);
+}
+
+/// Where reading goes on after the reader ended at `next_sequence`: there, if the stream still
+/// holds it; otherwise the stream was purged past this node (it was cut off while two newer
+/// snapshots were stored), and the node takes the newest snapshot as its replica and goes on
+/// after it. `Err` when no snapshot reaches the stream's start.
+async fn resume_point(shared: &Shared, next_sequence: u64) -> Result<u64, String> {
+    let Ok((first, _)) = shared.stream.bounds().await else {
+        // NATS unreachable: nothing to decide yet; the new reader retries.
+        return Ok(next_sequence);
+    };
+    if first <= next_sequence {
+        return Ok(next_sequence);
+    }
+    let snapshot = match shared.snapshots.latest().await {
+        Ok(Some(s)) if s.covers_sequence + 1 >= first => s,
+        Ok(_) => {
+            return Err(format!(
+                "the event stream starts at sequence {first}, past this node's {next_sequence}, and no snapshot reaches it: restore a snapshot from backup"
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "the stream was purged past this node and the newest snapshot cannot be read: {e}; restart the node"
+            ));
+        }
+    };
+    let replica = decode_snapshot(&snapshot).map_err(|e| e.to_string())?;
+    let covers = replica.applied_sequence;
+    *shared.replica.write() = replica;
+    *shared.verdicts.lock() = Verdicts::starting_at(covers);
+    shared.applied.send_replace(covers);
+    shared.changes.send_modify(|g| *g += 1);
+    tracing::warn!(
+        from = next_sequence,
+        to = covers,
+        "cluster node: the stream was purged past this node while it was cut off; took the newest snapshot instead"
+    );
+    Ok(covers + 1)
 }
 
 /// A new reader from `next_sequence`, retrying until NATS answers.

@@ -44,7 +44,7 @@ pub(crate) async fn ingest(
     if let Some(highest) = acks.iter().map(|(_, p)| p.sequence).max() {
         wait_applied(shared, highest).await?;
     }
-    answer_from_verdicts(shared, &acks, &mut outcome);
+    answer_from_verdicts(shared, &events, &acks, &mut outcome)?;
     outcome.duplicates.sort_unstable();
     outcome.rejected.sort_unstable_by_key(|(i, _)| *i);
     let c = &shared.counters;
@@ -127,17 +127,56 @@ async fn wait_applied(shared: &Shared, sequence: u64) -> Result<(), IngestError>
     }
 }
 
-/// Fills `outcome` from the apply's verdicts. A message JetStream answered as a duplicate of
-/// one inside its window shares that one's verdict: a duplicate, or refused like it.
-fn answer_from_verdicts(shared: &Shared, acks: &[(usize, Published)], outcome: &mut IngestOutcome) {
+/// Fills `outcome` from what the apply decided for each published event.
+///
+/// A message JetStream answered as a repeat (of one inside its window, by then applied here)
+/// counts exactly when the event's key is in the dedupe set: answered as a duplicate if so,
+/// and otherwise as refused like the original (a state limit). Any other message has its own
+/// verdict; if that is no longer known (a flood of refusals pushed it out), the request is
+/// answered 503, and a retry is answered from the dedupe set.
+fn answer_from_verdicts(
+    shared: &Shared,
+    events: &[Event],
+    acks: &[(usize, Published)],
+    outcome: &mut IngestOutcome,
+) -> Result<(), IngestError> {
+    let replica = shared.replica.read();
     let verdicts = shared.verdicts.lock();
-    for (i, p) in acks {
-        match (p.duplicate, verdicts.get(&p.sequence)) {
-            (_, Some(Verdict::Rejected(why))) => outcome.rejected.push((*i, why.clone())),
-            (true, _) | (false, Some(Verdict::Duplicate)) => outcome.duplicates.push(*i),
-            (false, Some(Verdict::Accepted) | None) => outcome.accepted += 1,
+    for &(i, p) in acks {
+        if p.duplicate {
+            let e = &events[i];
+            if replica
+                .dedupe
+                .contains(Dedupe::key(e.group.as_str(), &e.id))
+            {
+                outcome.duplicates.push(i);
+            } else {
+                let why = match verdicts.get(p.sequence) {
+                    Some(Verdict::Rejected(why)) => why,
+                    _ => format!(
+                        "refused by a state limit of group `{}` when it was first sent (stream sequence {}); the group is still at that limit",
+                        e.group.as_str(),
+                        p.sequence
+                    ),
+                };
+                outcome.rejected.push((i, why));
+            }
+            continue;
+        }
+        match verdicts.get(p.sequence) {
+            Some(Verdict::Accepted) => outcome.accepted += 1,
+            Some(Verdict::Duplicate) => outcome.duplicates.push(i),
+            Some(Verdict::Rejected(why)) => outcome.rejected.push((i, why)),
+            None => {
+                drop((replica, verdicts));
+                return Err(failed(
+                    shared,
+                    "the events are in the event stream, but this node no longer knows what became of one of them (too many refused events since); retry the whole request: it is answered from the dedupe set".into(),
+                ));
+            }
         }
     }
+    Ok(())
 }
 
 fn failed(shared: &Shared, message: String) -> IngestError {

@@ -90,7 +90,9 @@ impl Replica {
         {
             return Verdict::Rejected(refused.to_string());
         }
-        self.dedupe.insert(key, record.arrival_ms);
+        // Remembered at the stream time, not at the publishing node's clock: a node whose clock
+        // ran behind must not shorten the dedupe horizon of its events.
+        self.dedupe.insert(key, self.stream_ms);
         self.rollups.apply(e, horizons);
         Verdict::Accepted
     }
@@ -212,6 +214,51 @@ mod tests {
         out
     }
 
+    /// Records from the generated gaps and ids: arrivals mostly move forward, sometimes back
+    /// (another node's clock).
+    fn records(gaps: &[i64], ids: &[usize]) -> Vec<EventRecord> {
+        let mut at = T0_MS;
+        gaps.iter()
+            .zip(ids)
+            .enumerate()
+            .map(|(i, (gap, id))| {
+                at += gap - 60_000;
+                record(i, at, &format!("e{id}"))
+            })
+            .collect()
+    }
+
+    /// Applies `records` whole, and again as a snapshot after `cut` records plus the rest;
+    /// both must decide every message alike and end up answering alike.
+    fn check_resume(
+        records: &[EventRecord],
+        cut: usize,
+        limits: &StateLimits,
+    ) -> Result<(), TestCaseError> {
+        let cut = cut.min(records.len());
+        let mut whole = Replica::default();
+        let verdicts: Vec<Verdict> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| whole.apply(i as u64 + 1, r, limits))
+            .collect();
+        let mut first = Replica::default();
+        for (i, r) in records[..cut].iter().enumerate() {
+            first.apply(i as u64 + 1, r, limits);
+        }
+        let mut resumed = Replica::decode(&first.encode().unwrap()).unwrap();
+        prop_assert_eq!(resumed.applied_sequence, cut as u64);
+        let later: Vec<Verdict> = records[cut..]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| resumed.apply((cut + i) as u64 + 1, r, limits))
+            .collect();
+        prop_assert_eq!(&verdicts[cut..], &later[..]);
+        prop_assert_eq!(answers(&whole), answers(&resumed));
+        prop_assert_eq!(whole.dedupe.len(), resumed.dedupe.len());
+        Ok(())
+    }
+
     proptest! {
         /// A node that starts from a snapshot taken at any point and applies the rest ends up
         /// answering exactly like a node that applied everything: the property that makes
@@ -222,28 +269,23 @@ mod tests {
             ids in proptest::collection::vec(0usize..40, 1..60),
             cut in 0usize..60,
         ) {
-            let limits = StateLimits::default();
-            let mut at = T0_MS;
-            let records: Vec<EventRecord> = gaps.iter().zip(&ids).enumerate().map(|(i, (gap, id))| {
-                // Arrivals mostly move forward, sometimes back (another node's clock).
-                at += gap - 60_000;
-                record(i, at, &format!("e{id}"))
-            }).collect();
-            let cut = cut.min(records.len());
-            let mut whole = Replica::default();
-            let verdicts: Vec<Verdict> = records.iter().enumerate()
-                .map(|(i, r)| whole.apply(i as u64 + 1, r, &limits)).collect();
-            let mut first = Replica::default();
-            for (i, r) in records[..cut].iter().enumerate() {
-                first.apply(i as u64 + 1, r, &limits);
-            }
-            let mut resumed = Replica::decode(&first.encode().unwrap()).unwrap();
-            prop_assert_eq!(resumed.applied_sequence, cut as u64);
-            let later: Vec<Verdict> = records[cut..].iter().enumerate()
-                .map(|(i, r)| resumed.apply((cut + i) as u64 + 1, r, &limits)).collect();
-            prop_assert_eq!(&verdicts[cut..], &later[..]);
-            prop_assert_eq!(answers(&whole), answers(&resumed));
-            prop_assert_eq!(whole.dedupe.len(), resumed.dedupe.len());
+            check_resume(&records(&gaps, &ids), cut, &StateLimits::default())?;
+        }
+
+        /// The same under limits so tight that many events are refused, so that refusals,
+        /// eviction and hourly compaction (which frees room under the limits) interact.
+        #[test]
+        fn the_same_holds_when_limits_refuse_events(
+            gaps in proptest::collection::vec(0i64..2_000_000, 1..60),
+            ids in proptest::collection::vec(0usize..40, 1..60),
+            cut in 0usize..60,
+        ) {
+            let tight = StateLimits {
+                dimension_values_max: 2,
+                rt_sessions_per_group_max: 3,
+                series_per_group_max: 4,
+            };
+            check_resume(&records(&gaps, &ids), cut, &tight)?;
         }
     }
 

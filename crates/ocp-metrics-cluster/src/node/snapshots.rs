@@ -9,12 +9,13 @@
 //! (checksum) and purges the stream below it, so the stream always holds everything after
 //! either kept snapshot, and a damaged newest snapshot can be skipped for the older one.
 
-use super::{Replica, Shared};
+use super::Shared;
 use crate::ClusterError;
 use crate::snapshot::SNAPSHOTS_KEPT;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// Writes snapshots until the task is aborted.
 pub(crate) async fn run(shared: Arc<Shared>, interval: Duration) {
@@ -34,6 +35,14 @@ pub(crate) async fn run(shared: Arc<Shared>, interval: Duration) {
     }
 }
 
+/// A snapshot asked of the apply task: it answers the covered sequence and the payload.
+pub(crate) type Request = oneshot::Sender<Result<(u64, Vec<u8>), String>>;
+
+/// How long the snapshot task waits for the apply task to encode a snapshot, in milliseconds:
+/// the apply task serves the request between batches (at least every
+/// [`super::apply::STALLED_READER_MS`]), and encoding takes about a second per few hundred MB.
+const ENCODE_WAIT_MS: u64 = 600_000;
+
 /// Stores a snapshot if the newest stored one is behind this node, then purges the stream.
 /// Answers the sequence stored, if any.
 pub(crate) async fn snapshot_once(shared: &Arc<Shared>) -> Result<Option<u64>, ClusterError> {
@@ -47,18 +56,15 @@ pub(crate) async fn snapshot_once(shared: &Arc<Shared>) -> Result<Option<u64>, C
     if *shared.applied.borrow() <= newest {
         return Ok(None);
     }
-    // Encoding walks the whole state: off the async threads, under the read lock (queries go
-    // on; apply waits, as the embedded engine's writer does for a checkpoint).
-    let reading = shared.clone();
-    let (sequence, payload) = tokio::task::spawn_blocking(move || {
-        let replica = reading.replica.read();
-        (replica.applied_sequence, Replica::encode(&replica))
-    })
-    .await
-    .map_err(|e| ClusterError::Unavailable(format!("snapshot task: {e}")))?;
-    let payload = payload.map_err(|e| ClusterError::Snapshot {
-        covers_sequence: sequence,
-        reason: format!("encoding: {e}"),
+    let (tx, rx) = oneshot::channel();
+    *shared.snapshot_request.lock() = Some(tx);
+    let encoded = tokio::time::timeout(Duration::from_millis(ENCODE_WAIT_MS), rx)
+        .await
+        .map_err(|_| ClusterError::Unavailable("the apply task did not encode a snapshot".into()))?
+        .map_err(|_| ClusterError::Unavailable("the apply task stopped".into()))?;
+    let (sequence, payload) = encoded.map_err(|reason| ClusterError::Snapshot {
+        covers_sequence: *shared.applied.borrow(),
+        reason,
     })?;
     shared.snapshots.put(sequence, &payload).await?;
     shared
@@ -67,6 +73,26 @@ pub(crate) async fn snapshot_once(shared: &Arc<Shared>) -> Result<Option<u64>, C
         .fetch_add(1, Ordering::Relaxed);
     purge_behind_snapshots(shared).await?;
     Ok(Some(sequence))
+}
+
+/// Called by the apply task between batches: encodes the replica if a snapshot was asked for.
+/// The apply task is the replica's only writer, so while it encodes (under a read lock, on a
+/// blocking thread) no writer waits and queries go on; applying pauses meanwhile.
+pub(crate) async fn serve_request(shared: &Arc<Shared>) {
+    let Some(request) = shared.snapshot_request.lock().take() else {
+        return;
+    };
+    let reading = shared.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        let replica = reading.replica.read();
+        replica
+            .encode()
+            .map(|payload| (replica.applied_sequence, payload))
+            .map_err(|e| format!("encoding: {e}"))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the encoding task failed: {e}")));
+    let _ = request.send(encoded);
 }
 
 /// Purges the stream below the older kept snapshot, once that one passes its checksum.

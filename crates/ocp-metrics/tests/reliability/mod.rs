@@ -380,6 +380,18 @@ pub fn acknowledge(
         .iter()
         .map(|e| e["index"].as_u64().unwrap())
         .collect();
+    let count = |k: &str| answer[k].as_u64().unwrap() as usize;
+    let invalid = request.iter().filter(|l| !l.valid).count();
+    assert_eq!(
+        count("accepted") + count("duplicates") + count("rejected"),
+        request.len(),
+        "every event of a request is accepted, a duplicate or rejected, once: {answer}"
+    );
+    assert_eq!(
+        count("rejected"),
+        invalid,
+        "exactly the invalid events are rejected: {answer}"
+    );
     let mut acked = acked.lock().unwrap();
     for (i, line) in request.iter().enumerate() {
         assert_eq!(
