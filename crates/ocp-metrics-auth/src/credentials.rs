@@ -120,6 +120,14 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// Whether a record of `kind` with this id exists (a tombstone is no record).
+    pub(crate) fn holds(&self, kind: RecordKind, id: &str) -> bool {
+        match kind {
+            RecordKind::Client => self.clients.contains_key(id),
+            RecordKind::Token => self.tokens.contains_key(id),
+        }
+    }
+
     /// Applies `change` unless a change of the same record with a revision at least as new was
     /// applied already. `revision` is `None` for a store only this registry writes: then every
     /// change applies. Says whether it applied.

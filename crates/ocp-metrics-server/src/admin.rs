@@ -5,14 +5,15 @@ use crate::app::App;
 use crate::credentials::bearer_token;
 use crate::error::ApiError;
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::{
     AuthError, ClientName, FailureVerdict, GroupGrant, OperatorToken, Registry, ScopeSet,
 };
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -36,6 +37,28 @@ pub struct NewToken {
     /// An RFC 3339 time in the future, or null (or absent) for a token that does not expire.
     #[serde(default)]
     expires_at: Option<String>,
+}
+
+/// An admin API request whose admin token checked out. Every admin handler takes it first, so
+/// that none can skip the check.
+pub struct Admin(App);
+
+impl FromRequestParts<App> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Admin, ApiError> {
+        admin(app, peer(parts)?, &parts.headers)?;
+        Ok(Admin(app.clone()))
+    }
+}
+
+/// The address of the request's peer, which the server records on every connection.
+pub(crate) fn peer(parts: &Parts) -> Result<SocketAddr, ApiError> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+        .ok_or_else(|| ApiError::Internal("the connection's address is missing".into()))
 }
 
 /// Checks the admin token; also run by the router before an admin request's body is read.
@@ -123,115 +146,119 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
 }
 
 pub async fn create_client(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Admin(app): Admin,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    admin(&app, peer, &headers)?;
     let req: NewClient = json_body(&body)?;
-    let (name, groups, scopes) = (
-        ClientName::parse(&req.name)?,
-        GroupGrant::parse(&req.groups)?,
-        ScopeSet::parse(&req.scopes)?,
-    );
+    let (name, groups, scopes) = grant(&req.name, &req.groups, &req.scopes)?;
     let (info, secret) = persisting(&app, move |auth| async move {
         auth.create_client(name, groups, scopes).await
     })
     .await?;
-    let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
-    body["client_id"] = json!(info.id);
-    body["client_secret"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    created(
+        &info,
+        &[
+            ("client_id", json!(info.id)),
+            ("client_secret", json!(secret)),
+        ],
+    )
 }
 
-pub async fn list_clients(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    admin(&app, peer, &headers)?;
+pub async fn list_clients(Admin(app): Admin) -> Result<Response, ApiError> {
     Ok(Json(app.auth()?.list_clients()).into_response())
 }
 
 pub async fn delete_client(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Admin(app): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin(&app, peer, &headers)?;
-    let key = id.clone();
-    match persisting(
-        &app,
-        move |auth| async move { auth.delete_client(&key).await },
-    )
-    .await?
-    {
-        true => Ok(StatusCode::NO_CONTENT.into_response()),
-        false => Err(ApiError::NotFound(format!(
-            "no client with id `{id}`; list them with GET /admin/v1/clients"
-        ))),
-    }
+    removing(&app, "client", id, |auth, id| async move {
+        auth.delete_client(&id).await
+    })
+    .await
 }
 
 pub async fn create_token(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Admin(app): Admin,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    admin(&app, peer, &headers)?;
     let req: NewToken = json_body(&body)?;
-    let expires_at = match req.expires_at.as_deref() {
-        None => None,
-        Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|_| {
-            ApiError::BadRequest(
-                "`expires_at` must be an RFC 3339 timestamp such as 2027-01-01T00:00:00Z, or null"
-                    .into(),
-            )
-        })?),
-    };
-    let (name, groups, scopes) = (
-        ClientName::parse(&req.name)?,
-        GroupGrant::parse(&req.groups)?,
-        ScopeSet::parse(&req.scopes)?,
-    );
+    let expires_at = expiry(req.expires_at.as_deref())?;
+    let (name, groups, scopes) = grant(&req.name, &req.groups, &req.scopes)?;
     let (info, token) = persisting(&app, move |auth| async move {
         auth.create_token(name, groups, scopes, expires_at).await
     })
     .await?;
-    let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
-    body["token"] = json!(token);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    created(&info, &[("token", json!(token))])
 }
 
-pub async fn list_tokens(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    admin(&app, peer, &headers)?;
+pub async fn list_tokens(Admin(app): Admin) -> Result<Response, ApiError> {
     Ok(Json(app.auth()?.list_tokens()).into_response())
 }
 
-pub async fn revoke_token(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+pub async fn revoke_token(Admin(app): Admin, Path(id): Path<String>) -> Result<Response, ApiError> {
+    removing(&app, "token", id, |auth, id| async move {
+        auth.revoke_token(&id).await
+    })
+    .await
+}
+
+/// Parses what a client and a token are granted alike, naming the first field that is wrong.
+fn grant(
+    name: &str,
+    groups: &[String],
+    scopes: &[String],
+) -> Result<(ClientName, GroupGrant, ScopeSet), ApiError> {
+    Ok((
+        ClientName::parse(name)?,
+        GroupGrant::parse(groups)?,
+        ScopeSet::parse(scopes)?,
+    ))
+}
+
+/// A token's expiry: absent or null for a token that does not expire.
+fn expiry(expires_at: Option<&str>) -> Result<Option<jiff::Timestamp>, ApiError> {
+    expires_at
+        .map(|s| {
+            s.parse::<jiff::Timestamp>().map_err(|_| {
+                ApiError::BadRequest(
+                    "`expires_at` must be an RFC 3339 timestamp such as 2027-01-01T00:00:00Z, or null"
+                        .into(),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The 201 answer to a creation: the description of what was created, plus the credentials
+/// shown this once (`shown_once`, each a field name and its value).
+fn created(
+    info: &impl serde::Serialize,
+    shown_once: &[(&str, Value)],
 ) -> Result<Response, ApiError> {
-    admin(&app, peer, &headers)?;
+    let mut body = serde_json::to_value(info).map_err(|e| ApiError::Internal(e.to_string()))?;
+    for (field, value) in shown_once {
+        body[*field] = value.clone();
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Removes the `kind` (client or token) with this id through `change` (see [`persisting`]):
+/// 204 if it existed, else 404 naming the listing to look in.
+async fn removing<F>(
+    app: &App,
+    kind: &str,
+    id: String,
+    change: impl FnOnce(Arc<Registry>, String) -> F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<bool, AuthError>> + Send + 'static,
+{
     let key = id.clone();
-    match persisting(
-        &app,
-        move |auth| async move { auth.revoke_token(&key).await },
-    )
-    .await?
-    {
+    match persisting(app, move |auth| change(auth, key)).await? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::NotFound(format!(
-            "no token with id `{id}`; list them with GET /admin/v1/tokens"
+            "no {kind} with id `{id}`; list them with GET /admin/v1/{kind}s"
         ))),
     }
 }

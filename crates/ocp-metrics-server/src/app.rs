@@ -463,12 +463,7 @@ async fn bounded(app: &App, request: Request) -> Result<Request, ApiError> {
     let body = match policy.read {
         BodyRead::ByHandler | BodyRead::Unread => body,
         BodyRead::AfterAdminAuth => {
-            let peer = parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .map(|info| info.0)
-                .ok_or_else(|| ApiError::Internal("the connection's address is missing".into()))?;
-            admin::admin(app, peer, &parts.headers)?;
+            admin::admin(app, admin::peer(&parts)?, &parts.headers)?;
             Body::from(read_body(body, policy.bytes_max, too_large).await?)
         }
         BodyRead::Anonymous => {

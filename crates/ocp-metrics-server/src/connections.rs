@@ -348,7 +348,7 @@ async fn serve_connection(
         let mut router = router.clone();
         async move {
             let response = router.call(request).await?;
-            Ok::<_, Infallible>(response.map(|body| GuardedBody { body, _busy: busy }))
+            Ok::<_, Infallible>(response.map(|body| WatchedBody { body, watch: busy }))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -397,55 +397,23 @@ async fn refuse(mut stream: TcpStream, max: usize) {
     let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write).await;
 }
 
-/// An answer's body that keeps its connection busy (not evictable) until hyper has written it
-/// and drops it.
+/// A body passed on as it comes, alongside a [`Watch`] that may end it early: what both the
+/// answers (kept busy while they are written) and the request bodies (read by a deadline) are
+/// wrapped in.
 #[derive(Debug)]
-struct GuardedBody {
+pub struct WatchedBody<W> {
     body: Body,
-    _busy: Busy,
+    watch: W,
 }
 
-impl http_body::Body for GuardedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
+/// What a [`WatchedBody`] carries alongside its body.
+pub trait Watch: Unpin {
+    /// Ready with the error that ends the body once it is polled in vain; pending while the
+    /// body may take its time.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<axum::Error>;
 }
 
-/// A request body that fails with [`BodyReadTimeout`] once its deadline passes, so that a
-/// client sending a body a byte at a time cannot hold a request (and its slot) open.
-#[derive(Debug)]
-pub struct DeadlineBody {
-    body: Body,
-    deadline: Pin<Box<Sleep>>,
-    timeout: Duration,
-}
-
-impl DeadlineBody {
-    /// The body must have arrived in full `timeout` from now.
-    pub fn new(body: Body, timeout: Duration) -> DeadlineBody {
-        DeadlineBody {
-            body,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
-            timeout,
-        }
-    }
-}
-
-impl http_body::Body for DeadlineBody {
+impl<W: Watch> http_body::Body for WatchedBody<W> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -456,8 +424,8 @@ impl http_body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        ready!(self.deadline.as_mut().poll(cx));
-        Poll::Ready(Some(Err(axum::Error::new(BodyReadTimeout(self.timeout)))))
+        let error = ready!(self.watch.poll_end(cx));
+        Poll::Ready(Some(Err(error)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -466,6 +434,43 @@ impl http_body::Body for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// An answer's body keeps its connection busy (not evictable) until hyper has written it and
+/// drops it; it never ends the body.
+impl Watch for Busy {
+    fn poll_end(&mut self, _: &mut Context<'_>) -> Poll<axum::Error> {
+        Poll::Pending
+    }
+}
+
+/// A request body's deadline: the body fails with [`BodyReadTimeout`] once it passes, so that a
+/// client sending a body a byte at a time cannot hold a request (and its slot) open.
+#[derive(Debug)]
+pub struct Deadline {
+    sleep: Pin<Box<Sleep>>,
+    timeout: Duration,
+}
+
+impl Watch for Deadline {
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<axum::Error> {
+        ready!(self.sleep.as_mut().poll(cx));
+        Poll::Ready(axum::Error::new(BodyReadTimeout(self.timeout)))
+    }
+}
+
+/// A request body read by a deadline.
+pub type DeadlineBody = WatchedBody<Deadline>;
+
+impl DeadlineBody {
+    /// The body must have arrived in full `timeout` from now.
+    pub fn new(body: Body, timeout: Duration) -> DeadlineBody {
+        let sleep = Box::pin(tokio::time::sleep(timeout));
+        WatchedBody {
+            body,
+            watch: Deadline { sleep, timeout },
+        }
     }
 }
 

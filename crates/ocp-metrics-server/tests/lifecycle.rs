@@ -15,6 +15,10 @@ use tokio::sync::Notify;
 
 const NOW: &str = "2024-03-27T12:00:00Z";
 const METRICS_TOKEN: &str = "lifecycle-metrics-token-0123456789abcdef";
+/// The connection limit of the connection tests: small, so that a test can fill every slot.
+const CONNECTIONS_MAX: usize = 2;
+/// How long a raw connection waits for an answer the server sends at once.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 struct Running {
     rt: tokio::runtime::Runtime,
@@ -79,6 +83,22 @@ impl Running {
         }
     }
 
+    /// A server whose connection limit is `connections_max`, ready to serve.
+    fn ready_with_connections_max(connections_max: usize) -> Running {
+        let limits = Limits {
+            connections_max,
+            ..Limits::default()
+        };
+        let s = Running::start(limits, EngineConfig::default(), None);
+        s.wait_ready();
+        s
+    }
+
+    /// The `host:port` to open raw connections to.
+    fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
     fn get(&self, path: &str) -> (u16, Option<String>, String) {
         answer(ureq::get(&format!("{}{path}", self.base)).call())
     }
@@ -118,6 +138,13 @@ impl Running {
         let done = self.done.take().unwrap();
         self.rt.block_on(done).unwrap().unwrap();
     }
+}
+
+/// Opens a raw connection whose reads give up after `read_timeout`.
+fn connect(addr: &str, read_timeout: Duration) -> std::net::TcpStream {
+    let c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(read_timeout)).unwrap();
+    c
 }
 
 fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, Option<String>, String) {
@@ -189,8 +216,7 @@ fn a_request_during_a_short_recovery_waits_for_it_instead_of_failing() {
 /// `100 Continue` once the handler, past authentication, waits for the body, so the
 /// connection then serves a request in progress.
 fn request_in_progress(addr: &str, token: &str) -> std::net::TcpStream {
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = connect(addr, Duration::from_secs(10));
     let head = format!(
         "POST /ingest/v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n"
     );
@@ -207,19 +233,13 @@ fn request_in_progress(addr: &str, token: &str) -> std::net::TcpStream {
 
 #[test]
 fn an_idle_connection_makes_room_for_a_new_one_and_busy_ones_are_never_evicted() {
-    let limits = Limits {
-        connections_max: 2,
-        ..Limits::default()
-    };
-    let s = Running::start(limits, EngineConfig::default(), None);
-    s.wait_ready();
-    let addr = s.base.trim_start_matches("http://").to_string();
+    let s = Running::ready_with_connections_max(CONNECTIONS_MAX);
+    let addr = s.addr();
     // Two idle keep-alive connections hold both slots; a new connection is served anyway, and
     // the one idle the longest is closed by the server.
-    let mut idle: Vec<std::net::TcpStream> = (0..2)
+    let mut idle: Vec<std::net::TcpStream> = (0..CONNECTIONS_MAX)
         .map(|_| {
-            let mut c = std::net::TcpStream::connect(&addr).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut c = connect(&addr, ANSWER_WAIT);
             c.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
                 .unwrap();
             let mut buf = [0u8; 512];
@@ -243,20 +263,12 @@ fn an_idle_connection_makes_room_for_a_new_one_and_busy_ones_are_never_evicted()
 
 #[test]
 fn connections_past_the_limit_are_answered_503_when_every_slot_serves_a_request() {
-    let limits = Limits {
-        connections_max: 2,
-        ..Limits::default()
-    };
-    let s = Running::start(limits, EngineConfig::default(), None);
-    s.wait_ready();
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let held: Vec<std::net::TcpStream> = (0..2)
+    let s = Running::ready_with_connections_max(CONNECTIONS_MAX);
+    let addr = s.addr();
+    let held: Vec<std::net::TcpStream> = (0..CONNECTIONS_MAX)
         .map(|_| request_in_progress(&addr, &s.token))
         .collect();
-    let mut third = std::net::TcpStream::connect(&addr).unwrap();
-    third
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut third = connect(&addr, ANSWER_WAIT);
     let mut text = String::new();
     third.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");

@@ -4,7 +4,6 @@
 //! what was acknowledged is exactly what is counted.
 
 use jiff::Timestamp;
-use ocp_metrics_core::event::EventDraft;
 use ocp_metrics_core::query::Query;
 use ocp_metrics_core::{Answer, Clock, Endpoint, Event, ManualClock};
 use ocp_metrics_store::{
@@ -17,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 mod common;
 
-use common::now;
+use common::{Times, now, session_event};
 
 /// `n` miniApp invocations (with their session ends), ids prefixed by `tag`.
 fn events(tag: &str, n: usize) -> Vec<Event> {
@@ -32,23 +31,12 @@ fn events(tag: &str, n: usize) -> Vec<Event> {
         let session = format!("{tag}-s{}", i / 2);
         for (kind, id) in [("miniapp_end", "m"), ("session_end", "e")] {
             let id = format!("{tag}-{i}-{id}");
-            let d = EventDraft {
-                id: Some(&id),
-                kind: Some(kind),
-                time: Some(&end),
-                group: Some(if i % 3 == 0 { "acme" } else { "globex" }),
-                session_id: Some(&session),
-                channel: Some(if i % 2 == 0 { "chat" } else { "omIVR" }),
-                region: Some("eu1"),
-                started_at: Some(&start),
-                miniapp_name: Some(["Menu", "YesNo", "Account"][i % 3]),
-                miniapp_id: Some("m"),
-                miniapp_type: Some("Intent"),
-                locale: Some("en-US"),
-                result: Some(if i % 4 == 0 { "fail" } else { "success" }),
-                ..EventDraft::default()
+            let at = Times {
+                time: &end,
+                started_at: &start,
             };
-            out.push(Event::parse(&d, now()).unwrap());
+            let name = ["Menu", "YesNo", "Account"][i % 3];
+            out.push(session_event(i, &id, kind, at, &session, name));
         }
     }
     out

@@ -15,18 +15,32 @@ pub struct Target {
     admin_token_file: Option<std::path::PathBuf>,
 }
 
+/// What a client and a token are granted alike.
+#[derive(Debug, clap::Args)]
+pub struct Grant {
+    #[arg(long)]
+    name: String,
+    /// Group names, or `*` for all groups (repeatable or comma-separated).
+    #[arg(long = "group", value_delimiter = ',', required = true)]
+    groups: Vec<String>,
+    /// `metrics:read`, `events:write` (repeatable or comma-separated).
+    #[arg(long = "scope", value_delimiter = ',', required = true)]
+    scopes: Vec<String>,
+}
+
+impl Grant {
+    /// The fields of the admin API's create requests.
+    fn json(self) -> Value {
+        json!({"name": self.name, "groups": self.groups, "scopes": self.scopes})
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientAction {
     /// Create an API client; prints its id and secret (shown once).
     Create {
-        #[arg(long)]
-        name: String,
-        /// Group names, or `*` for all groups (repeatable or comma-separated).
-        #[arg(long = "group", value_delimiter = ',', required = true)]
-        groups: Vec<String>,
-        /// `metrics:read`, `events:write` (repeatable or comma-separated).
-        #[arg(long = "scope", value_delimiter = ',', required = true)]
-        scopes: Vec<String>,
+        #[command(flatten)]
+        grant: Grant,
     },
     /// List API clients.
     List,
@@ -38,12 +52,8 @@ pub enum ClientAction {
 pub enum TokenAction {
     /// Create a personal access token; prints it (shown once).
     Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long = "group", value_delimiter = ',', required = true)]
-        groups: Vec<String>,
-        #[arg(long = "scope", value_delimiter = ',', required = true)]
-        scopes: Vec<String>,
+        #[command(flatten)]
+        grant: Grant,
         /// Expiry as RFC 3339; none means it never expires.
         #[arg(long)]
         expires_at: Option<String>,
@@ -54,45 +64,44 @@ pub enum TokenAction {
     Revoke { id: String },
 }
 
+/// What the admin API does with a collection (its clients or its tokens).
+enum Change {
+    Create(Value),
+    List,
+    Remove(String),
+}
+
 pub fn client(action: ClientAction, t: &Target) -> anyhow::Result<()> {
-    match action {
-        ClientAction::Create {
-            name,
-            groups,
-            scopes,
-        } => print(call(
-            t,
-            "POST",
-            "/admin/v1/clients",
-            Some(json!({"name": name, "groups": groups, "scopes": scopes})),
-        )?),
-        ClientAction::List => print(call(t, "GET", "/admin/v1/clients", None)?),
-        ClientAction::Delete { id } => {
-            print(call(t, "DELETE", &format!("/admin/v1/clients/{id}"), None)?)
-        }
-    }
+    let change = match action {
+        ClientAction::Create { grant } => Change::Create(grant.json()),
+        ClientAction::List => Change::List,
+        ClientAction::Delete { id } => Change::Remove(id),
+    };
+    manage(t, "clients", change)
 }
 
 pub fn token(action: TokenAction, t: &Target) -> anyhow::Result<()> {
-    match action {
-        TokenAction::Create {
-            name,
-            groups,
-            scopes,
-            expires_at,
-        } => print(call(
-            t,
-            "POST",
-            "/admin/v1/tokens",
-            Some(
-                json!({"name": name, "groups": groups, "scopes": scopes, "expires_at": expires_at}),
-            ),
-        )?),
-        TokenAction::List => print(call(t, "GET", "/admin/v1/tokens", None)?),
-        TokenAction::Revoke { id } => {
-            print(call(t, "DELETE", &format!("/admin/v1/tokens/{id}"), None)?)
+    let change = match action {
+        TokenAction::Create { grant, expires_at } => {
+            let mut body = grant.json();
+            body["expires_at"] = json!(expires_at);
+            Change::Create(body)
         }
-    }
+        TokenAction::List => Change::List,
+        TokenAction::Revoke { id } => Change::Remove(id),
+    };
+    manage(t, "tokens", change)
+}
+
+/// Calls the admin API on `/admin/v1/<collection>` and prints its answer.
+fn manage(t: &Target, collection: &str, change: Change) -> anyhow::Result<()> {
+    let path = format!("/admin/v1/{collection}");
+    let answer = match change {
+        Change::Create(body) => call(t, "POST", &path, Some(body)),
+        Change::List => call(t, "GET", &path, None),
+        Change::Remove(id) => call(t, "DELETE", &format!("{path}/{id}"), None),
+    };
+    print(answer?)
 }
 
 fn call(t: &Target, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {

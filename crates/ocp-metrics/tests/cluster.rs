@@ -12,7 +12,9 @@ mod reliability;
 mod support;
 
 use ocp_metrics_cluster::testing::NatsCluster;
-use reliability::{Line, Proc, Rng, compare_all, generate, post};
+use reliability::{
+    Batching, Line, Proc, Rng, Target, compare_all, deliver, generate, into_requests, post,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +31,8 @@ const CONVERGE_DEADLINE: Duration = Duration::from_secs(60);
 const CREDENTIALS_DEADLINE: Duration = Duration::from_secs(5);
 /// How long one request may go unacknowledged across retries (a NATS failover takes seconds).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+/// The pause before a producer retries a request on the next node.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// The nodes' base URLs and the token each accepts, shared with the producers (a restarted
 /// node listens on a new port).
@@ -68,62 +72,37 @@ fn produce(
     acked: Arc<Mutex<BTreeSet<String>>>,
     tally: Arc<Tally>,
 ) {
-    let mut node = first;
+    // Both the choice of a node and the move past one that failed use it.
+    let node = std::cell::Cell::new(first);
     for request in requests {
-        let body: String = request.iter().map(|l| format!("{}\n", l.json)).collect();
-        let started = Instant::now();
-        let answer = loop {
-            assert!(
-                started.elapsed() < REQUEST_DEADLINE,
-                "a request was not acknowledged by any node in {REQUEST_DEADLINE:?}"
-            );
-            let (url, token) = {
-                let t = targets.read().unwrap();
-                (t.urls[node].clone(), t.tokens[node].clone())
-            };
-            match post(
-                &format!("{url}/ingest/v1/events"),
-                Some(&token),
-                "application/x-ndjson",
-                body.as_bytes(),
-            ) {
-                Ok((200, text)) => break serde_json::from_str::<Value>(&text).unwrap(),
-                Ok((status, text)) => {
-                    assert!(
-                        status == 503 || status == 429 || status == 401,
-                        "unexpected {status}: {text}"
-                    );
-                }
-                Err(_) => {}
+        let next = || {
+            let t = targets.read().unwrap();
+            let (url, token) = (t.urls[node.get()].clone(), t.tokens[node.get()].clone());
+            Target { url, token }
+        };
+        let failed = |outcome: Option<(u16, &str)>| {
+            if let Some((status, text)) = outcome {
+                assert!(
+                    status == 503 || status == 429 || status == 401,
+                    "unexpected {status}: {text}"
+                );
             }
             tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
-            node = (node + 1) % NODES;
-            std::thread::sleep(Duration::from_millis(20));
+            node.set((node.get() + 1) % NODES);
         };
-        reliability::acknowledge(&request, &answer, &acked);
+        let answer = deliver(
+            &request,
+            &acked,
+            (REQUEST_DEADLINE, RETRY_PAUSE),
+            next,
+            failed,
+        );
         tally
             .accepted
             .fetch_add(answer["accepted"].as_u64().unwrap(), Ordering::Relaxed);
         tally.answered_requests.fetch_add(1, Ordering::SeqCst);
-        node = (node + 1) % NODES;
+        node.set((node.get() + 1) % NODES);
     }
-}
-
-/// Requests of 1 to 100 events, with resends of earlier requests (the producer's own retries).
-fn into_requests(rng: &mut Rng, lines: Vec<Line>) -> Vec<Vec<Line>> {
-    let mut out: Vec<Vec<Line>> = Vec::new();
-    let mut rest = &lines[..];
-    while !rest.is_empty() {
-        let n = (rng.below(100) as usize + 1).min(rest.len());
-        let mut request = rest[..n].to_vec();
-        rest = &rest[n..];
-        if rng.chance(10) && !out.is_empty() {
-            let earlier = out[rng.below(out.len() as u64) as usize].clone();
-            request.extend(earlier.into_iter().take(20));
-        }
-        out.push(request);
-    }
-    out
 }
 
 /// Waits until `node` answers every query like the recomputation of `lines`.
@@ -274,7 +253,13 @@ fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_throug
         .filter(|l| l.valid)
         .map(|l| l.json.clone())
         .collect();
-    let requests = into_requests(&mut rng, lines);
+    // Requests of 1 to 100 events, with resends of earlier requests (the producer's own
+    // retries).
+    let batching = Batching {
+        events_max: 100,
+        repeats_within: false,
+    };
+    let requests = into_requests(&mut rng, &lines, batching);
     let total_requests = requests.len() as u64;
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let tally = Arc::new(Tally::default());

@@ -17,14 +17,18 @@ mod reliability;
 mod support;
 
 use reliability::{
-    GROUPS, Line, Proc, Rng, all_queries, discrepancy, expected_answer, generate, parse_events,
-    post, recompute,
+    Batching, Line, Proc, Rng, Target, deliver, discrepancy, generate, head, into_requests,
+    query_all,
 };
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+/// How long a request may go unacknowledged through kills and restarts.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+/// The pause before a producer retries a request.
+const RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -57,40 +61,35 @@ fn produce(
     tally: Arc<Tally>,
 ) {
     for request in requests {
-        let body: String = request.iter().map(|l| format!("{}\n", l.json)).collect();
         tally.requests.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let answer = loop {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "a request was not acknowledged in 120 s"
-            );
+        let next = || {
             tally.attempts.fetch_add(1, Ordering::Relaxed);
             tally
                 .lines_sent
                 .fetch_add(request.len() as u64, Ordering::Relaxed);
-            let target = format!("{}/ingest/v1/events", url.read().unwrap());
-            match post(
-                &target,
-                Some(&token),
-                "application/x-ndjson",
-                body.as_bytes(),
-            ) {
-                Ok((200, text)) => break serde_json::from_str::<Value>(&text).unwrap(),
-                Ok((status, text)) => {
-                    assert!(
-                        status == 503 || status == 429,
-                        "unexpected {status}: {text}"
-                    );
-                    tally.non_200.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    tally.transport_errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(5));
+            let url = url.read().unwrap().clone();
+            let token = token.clone();
+            Target { url, token }
         };
-        reliability::acknowledge(&request, &answer, &acked);
+        let failed = |outcome: Option<(u16, &str)>| match outcome {
+            Some((status, text)) => {
+                assert!(
+                    status == 503 || status == 429,
+                    "unexpected {status}: {text}"
+                );
+                tally.non_200.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                tally.transport_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let answer = deliver(
+            &request,
+            &acked,
+            (REQUEST_DEADLINE, RETRY_PAUSE),
+            next,
+            failed,
+        );
         tally
             .accepted
             .fetch_add(answer["accepted"].as_u64().unwrap(), Ordering::Relaxed);
@@ -108,63 +107,40 @@ fn produce(
 
 /// Splits a producer's lines into requests of 1 to 200 events, shuffled in order, with the
 /// producer's own duplicates: a line twice in one request, and resends of earlier requests.
-fn into_requests(rng: &mut Rng, mut lines: Vec<Line>) -> Vec<Vec<Line>> {
+fn into_shuffled_requests(rng: &mut Rng, mut lines: Vec<Line>) -> Vec<Vec<Line>> {
     for i in (1..lines.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         lines.swap(i, j);
     }
-    let mut out: Vec<Vec<Line>> = Vec::new();
-    let mut rest = &lines[..];
-    while !rest.is_empty() {
-        let n = (rng.below(200) as usize + 1).min(rest.len());
-        let mut request = rest[..n].to_vec();
-        rest = &rest[n..];
-        if rng.chance(10) {
-            let dup = request[rng.below(request.len() as u64) as usize].clone();
-            request.push(dup);
-        }
-        if rng.chance(10) && !out.is_empty() {
-            let earlier = out[rng.below(out.len() as u64) as usize].clone();
-            request.extend(earlier.into_iter().take(20));
-        }
-        out.push(request);
-    }
-    out
+    let batching = Batching {
+        events_max: 200,
+        repeats_within: true,
+    };
+    into_requests(rng, &lines, batching)
 }
 
 /// Compares every endpoint's answers with the recomputation; returns (queries, lost, extra) and
 /// the first mismatch, if any.
 fn verify(proc: &Proc, token: &str, acked: &BTreeSet<String>) -> (usize, u64, u64, Option<String>) {
-    let rollups = recompute(&parse_events(acked.iter().map(String::as_str)));
     let mut first_mismatch = None;
     let (mut lost, mut extra) = (0, 0);
-    let queries = all_queries(&GROUPS);
-    for (endpoint, body) in &queries {
-        let want = expected_answer(&rollups, *endpoint, body);
-        let (status, got) = post(
-            &format!("{}{}", proc.base_url, endpoint.path()),
-            Some(token),
-            "application/json",
-            body.to_string().as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(status, 200, "{} {body}: {got}", endpoint.path());
-        if got != want {
+    let queries = query_all(proc, token, acked.iter().map(String::as_str), |c| {
+        let path = c.endpoint.path();
+        assert_eq!(c.status, 200, "{path} {}: {}", c.body, c.got);
+        if c.got != c.want {
             // One event adds exactly one to one of these (batch, counted where it started).
-            let (l, x) = discrepancy(&want, &got, &["sessions", "invocations", "dialogs"]);
+            let (l, x) = discrepancy(&c.want, &c.got, &["sessions", "invocations", "dialogs"]);
             lost += l;
             extra += x;
             first_mismatch.get_or_insert_with(|| {
-                format!(
-                    "{} {body}\n  want {}\n  got  {}",
-                    endpoint.path(),
-                    &want[..want.len().min(600)],
-                    &got[..got.len().min(600)]
-                )
+                let (want, got) = (head(&c.want, 600), head(&c.got, 600));
+                format!("{path} {}\n  want {want}\n  got  {got}", c.body)
             });
         }
-    }
-    (queries.len(), lost, extra, first_mismatch)
+        Ok(())
+    })
+    .unwrap();
+    (queries, lost, extra, first_mismatch)
 }
 
 #[test]
@@ -190,7 +166,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_counts_nothing_twice
     }
     let plans: Vec<Vec<Vec<Line>>> = shares
         .into_iter()
-        .map(|s| into_requests(&mut rng, s))
+        .map(|s| into_shuffled_requests(&mut rng, s))
         .collect();
 
     let data = tempfile::tempdir().unwrap();

@@ -54,37 +54,25 @@ impl Registry {
             info: info.clone(),
             secret_sha256: SecretHash::of(&secret),
         };
-        self.mutate(|_| (Some(RecordChange::PutClient(record)), ()))
-            .await?;
+        self.put(RecordChange::PutClient(record)).await?;
         tracing::info!(client_id = %info.id, name = %info.name, "created API client");
         Ok((info, secret))
     }
 
     /// All clients, oldest first.
     pub fn list_clients(&self) -> Vec<ClientInfo> {
-        let v = self
-            .state
-            .read()
-            .clients
-            .values()
-            .map(|r| r.info.clone())
-            .collect();
-        oldest_first(v, |i: &ClientInfo| (i.created_at, &i.id))
+        let state = self.state.read();
+        oldest_first(state.clients.values().map(|r| &r.info), |i| {
+            (i.created_at, &i.id)
+        })
     }
 
     /// Deletes a client; its access tokens stop working at once (on other nodes, once they
     /// see the change). `Ok(false)` if there is no such client.
     pub async fn delete_client(&self, id: &str) -> Result<bool, AuthError> {
-        let deleted = self
-            .mutate(|st| match st.clients.contains_key(id) {
-                true => (Some(RecordChange::DeleteClient(id.to_owned())), true),
-                false => (None, false),
-            })
-            .await?;
-        if deleted {
-            tracing::info!(client_id = %id, "deleted API client");
-        }
-        Ok(deleted)
+        let deletion = RecordChange::DeleteClient(id.to_owned());
+        let logged = || tracing::info!(client_id = %id, "deleted API client");
+        self.remove(deletion, logged).await
     }
 
     /// Creates a personal access token. Returns its description and the token, which exists
@@ -121,42 +109,61 @@ impl Registry {
             info: info.clone(),
             token_sha256: SecretHash::of(&secret),
         };
-        self.mutate(|_| (Some(RecordChange::PutToken(record)), ()))
-            .await?;
+        self.put(RecordChange::PutToken(record)).await?;
         tracing::info!(token_id = %info.id, name = %info.name, "created personal access token");
         Ok((info, token))
     }
 
     /// All personal access tokens, expired ones included, oldest first.
     pub fn list_tokens(&self) -> Vec<TokenInfo> {
-        let v = self
-            .state
-            .read()
-            .tokens
-            .values()
-            .map(|r| r.info.clone())
-            .collect();
-        oldest_first(v, |i: &TokenInfo| (i.created_at, &i.id))
+        let state = self.state.read();
+        oldest_first(state.tokens.values().map(|r| &r.info), |i| {
+            (i.created_at, &i.id)
+        })
     }
 
     /// Revokes a personal access token at once, forgetting it. `Ok(false)` if there is no such
     /// token.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, AuthError> {
-        let revoked = self
-            .mutate(|st| match st.tokens.contains_key(id) {
-                true => (Some(RecordChange::DeleteToken(id.to_owned())), true),
+        let deletion = RecordChange::DeleteToken(id.to_owned());
+        let logged = || tracing::info!(token_id = %id, "revoked personal access token");
+        self.remove(deletion, logged).await
+    }
+
+    /// Makes a new record durable and publishes it; nothing in the state can refuse it (its
+    /// id is fresh).
+    async fn put(&self, change: RecordChange) -> Result<(), AuthError> {
+        self.mutate(|_| (Some(change), ())).await
+    }
+
+    /// Makes a deletion durable and publishes it if the record it names exists, so that
+    /// deleting an unknown id writes nothing; `logged` runs once it took effect. Says whether
+    /// there was such a record.
+    async fn remove(
+        &self,
+        deletion: RecordChange,
+        logged: impl FnOnce(),
+    ) -> Result<bool, AuthError> {
+        let removed = self
+            .mutate(|st| match st.holds(deletion.kind(), deletion.id()) {
+                true => (Some(deletion), true),
                 false => (None, false),
             })
             .await?;
-        if revoked {
-            tracing::info!(token_id = %id, "revoked personal access token");
+        if removed {
+            logged();
         }
-        Ok(revoked)
+        Ok(removed)
     }
 }
 
-/// Sorts records oldest first, by creation time and then id, so that listings are stable.
-fn oldest_first<T>(mut records: Vec<T>, key: impl Fn(&T) -> (Timestamp, &String)) -> Vec<T> {
-    records.sort_by(|a, b| key(a).cmp(&key(b)));
-    records
+/// Copies the descriptions oldest first, by creation time and then id, so that listings are
+/// stable.
+fn oldest_first<'a, T: Clone + 'a>(
+    infos: impl Iterator<Item = &'a T>,
+    key: impl Fn(&T) -> (Timestamp, &String),
+) -> Vec<T> {
+    let mut out: Vec<T> = infos.cloned().collect();
+    out.sort_by(|a, b| key(a).cmp(&key(b)));
+    out
 }

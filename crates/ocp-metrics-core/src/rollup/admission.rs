@@ -349,6 +349,22 @@ mod tests {
         ])
     }
 
+    /// MiniApp ends with ids 1, 2, ...: one per name, in the session beside it.
+    fn miniapps(names: &[&str], sessions: &[&str]) -> Vec<Event> {
+        let ids = (1..).map(|n: u32| n.to_string());
+        ids.zip(names.iter().zip(sessions))
+            .map(|(id, (name, session))| miniapp(&id, name, session))
+            .collect()
+    }
+
+    /// Feeds `events` as [`feed`] does; they must meet exactly one refusal, whose message it
+    /// returns.
+    fn one_refusal(r: &mut Rollups, l: &StateLimits, events: &[Event]) -> String {
+        let mut refused = feed(r, l, events);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        refused.remove(0)
+    }
+
     /// Admits and applies each event in its own commit; returns the refusals' messages.
     fn feed(r: &mut Rollups, l: &StateLimits, events: &[Event]) -> Vec<String> {
         let mut refused = Vec::new();
@@ -365,23 +381,13 @@ mod tests {
     fn a_new_value_past_the_limit_is_refused_naming_the_dimension() {
         let l = limits(2, 100);
         let mut r = Rollups::new();
-        let refused = feed(
-            &mut r,
-            &l,
-            &[
-                miniapp("1", "Menu", "s"),
-                miniapp("2", "YesNo", "s"),
-                miniapp("3", "Menu", "s"),
-                miniapp("4", "Account", "s"),
-            ],
-        );
-        assert_eq!(refused.len(), 1, "{refused:?}");
+        let names = ["Menu", "YesNo", "Menu", "Account"];
+        let refused = one_refusal(&mut r, &l, &miniapps(&names, &["s"; 4]));
         assert!(
-            refused[0].starts_with("`miniapp_name`: group `ocp-qa` already has 2 distinct values"),
-            "{}",
-            refused[0]
+            refused.starts_with("`miniapp_name`: group `ocp-qa` already has 2 distinct values"),
+            "{refused}"
         );
-        assert!(refused[0].contains("`Account`"), "{}", refused[0]);
+        assert!(refused.contains("`Account`"), "{refused}");
         // Known values keep flowing.
         assert!(feed(&mut r, &l, &[miniapp("5", "YesNo", "s")]).is_empty());
     }
@@ -416,18 +422,9 @@ mod tests {
     fn sessions_past_the_limit_are_refused_but_tracked_and_old_ones_pass() {
         let l = limits(100, 2);
         let mut r = Rollups::new();
-        let refused = feed(
-            &mut r,
-            &l,
-            &[
-                miniapp("1", "M", "s1"),
-                miniapp("2", "M", "s2"),
-                miniapp("3", "M", "s1"),
-                miniapp("4", "M", "s3"),
-            ],
-        );
-        assert_eq!(refused.len(), 1, "{refused:?}");
-        assert!(refused[0].starts_with("`session_id`: group `ocp-qa` already tracks 2"));
+        let sessions = ["s1", "s2", "s1", "s3"];
+        let refused = one_refusal(&mut r, &l, &miniapps(&["M"; 4], &sessions));
+        assert!(refused.starts_with("`session_id`: group `ocp-qa` already tracks 2"));
         // An event too old for the real-time window starts no span, so it passes.
         let old = ev(&[
             ("type", "session_end"),
@@ -482,18 +479,14 @@ mod tests {
             ])
         };
         let mut r = Rollups::new();
-        let refused = feed(
-            &mut r,
-            &l,
-            &[
-                start("1", "s1", "omIVR"),
-                start("2", "s2", "chat"),
-                start("3", "s3", "sms"),
-                start("4", "s4", "chat"),
-            ],
-        );
-        assert_eq!(refused.len(), 1, "{refused:?}");
-        expect_test::expect!["`channel`: group `ocp-qa` already holds 2 series (distinct combinations of dimension values, over all families; the limit), and this event would start another in real-time sessions: channel=`sms`, test_flag=`false`, region=`us1`; dimension values must come from small sets (names, types, locales, channels), not ids, and their combinations stay few: fix the producer, or ask the operator to raise --series-per-group-max"].assert_eq(&refused[0]);
+        let starts = [
+            start("1", "s1", "omIVR"),
+            start("2", "s2", "chat"),
+            start("3", "s3", "sms"),
+            start("4", "s4", "chat"),
+        ];
+        let refused = one_refusal(&mut r, &l, &starts);
+        expect_test::expect!["`channel`: group `ocp-qa` already holds 2 series (distinct combinations of dimension values, over all families; the limit), and this event would start another in real-time sessions: channel=`sms`, test_flag=`false`, region=`us1`; dimension values must come from small sets (names, types, locales, channels), not ids, and their combinations stay few: fix the producer, or ask the operator to raise --series-per-group-max"].assert_eq(&refused);
         assert_eq!(r.stats().series, 2);
         // A commit as a whole stays within the bound too.
         let mut adm = Admission::new();

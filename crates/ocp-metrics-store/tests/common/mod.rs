@@ -71,24 +71,57 @@ pub fn events(sessions: &[(u16, u16)]) -> Vec<Event> {
             .enumerate()
         {
             let id = format!("{i}-{n}");
-            let d = EventDraft {
-                id: Some(&id),
-                kind: Some(kind),
-                time: Some(if n == 0 { &start_s } else { &end_s }),
-                group: Some(if i % 3 == 0 { "acme" } else { "globex" }),
-                session_id: Some(&session),
-                channel: Some(if i % 2 == 0 { "chat" } else { "omIVR" }),
-                region: Some("eu1"),
-                started_at: Some(&start_s),
-                miniapp_name: Some("Menu"),
-                miniapp_id: Some("m"),
-                miniapp_type: Some("Intent"),
-                locale: Some("en-US"),
-                result: Some(if i % 4 == 0 { "fail" } else { "success" }),
-                ..EventDraft::default()
+            let time = if n == 0 { &start_s } else { &end_s };
+            let at = Times {
+                time,
+                started_at: &start_s,
             };
-            out.push(Event::parse(&d, now()).unwrap());
+            out.push(session_event(i, &id, kind, at, &session, "Menu"));
         }
     }
     out
+}
+
+/// When an event happened and when its session started.
+#[derive(Debug, Clone, Copy)]
+pub struct Times<'a> {
+    pub time: &'a str,
+    pub started_at: &'a str,
+}
+
+/// An event of the `i`th session of a test stream. Its group, channel and result follow from
+/// `i`, so that a stream spreads over both groups, both channels and both results.
+pub fn session_event(
+    i: usize,
+    id: &str,
+    kind: &str,
+    at: Times,
+    session: &str,
+    miniapp_name: &str,
+) -> Event {
+    let d = EventDraft {
+        id: Some(id),
+        kind: Some(kind),
+        time: Some(at.time),
+        group: Some(if i.is_multiple_of(3) {
+            "acme"
+        } else {
+            "globex"
+        }),
+        session_id: Some(session),
+        channel: Some(if i.is_multiple_of(2) { "chat" } else { "omIVR" }),
+        region: Some("eu1"),
+        started_at: Some(at.started_at),
+        miniapp_name: Some(miniapp_name),
+        miniapp_id: Some("m"),
+        miniapp_type: Some("Intent"),
+        locale: Some("en-US"),
+        result: Some(if i.is_multiple_of(4) {
+            "fail"
+        } else {
+            "success"
+        }),
+        ..EventDraft::default()
+    };
+    Event::parse(&d, now()).unwrap()
 }

@@ -367,6 +367,87 @@ pub struct Line {
     pub valid: bool,
 }
 
+/// How often a producer repeats itself: a line twice in one request, or a request that resends
+/// a part of an earlier one.
+const REPEAT_CHANCE_PERCENT: u64 = 10;
+/// The most lines of an earlier request a request resends.
+const RESENT_LINES_MAX: usize = 20;
+
+/// How a producer cuts its lines into requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Each request holds 1 to this many new lines.
+    pub events_max: u64,
+    /// Whether a request may hold one of its lines twice.
+    pub repeats_within: bool,
+}
+
+/// Cuts `lines`, in their order, into requests as `batching` says, with the producer's own
+/// duplicates (what its retries and resends would send): now and then a line twice in one
+/// request, and a part of an earlier request sent again.
+pub fn into_requests(rng: &mut Rng, lines: &[Line], batching: Batching) -> Vec<Vec<Line>> {
+    let mut out: Vec<Vec<Line>> = Vec::new();
+    let mut rest = lines;
+    while !rest.is_empty() {
+        let n = (rng.below(batching.events_max) as usize + 1).min(rest.len());
+        let mut request = rest[..n].to_vec();
+        rest = &rest[n..];
+        if batching.repeats_within && rng.chance(REPEAT_CHANCE_PERCENT) {
+            let dup = request[rng.below(request.len() as u64) as usize].clone();
+            request.push(dup);
+        }
+        if rng.chance(REPEAT_CHANCE_PERCENT) && !out.is_empty() {
+            let earlier = out[rng.below(out.len() as u64) as usize].clone();
+            request.extend(earlier.into_iter().take(RESENT_LINES_MAX));
+        }
+        out.push(request);
+    }
+    out
+}
+
+/// Where one attempt to deliver a request goes: a server's base URL and the token to use there.
+pub struct Target {
+    pub url: String,
+    pub token: String,
+}
+
+/// Posts `request` as NDJSON until an attempt is answered 200, checks and records what that
+/// answer acknowledged ([`acknowledge`]), and returns it. `next` says where each attempt goes;
+/// `failed` hears of every other outcome (a status and its text, or `None` when no answer
+/// came), and the next attempt follows after `pause`. Panics once `deadline` has passed
+/// without a 200, a lost request being a hung server.
+pub fn deliver(
+    request: &[Line],
+    acked: &std::sync::Mutex<std::collections::BTreeSet<String>>,
+    (deadline, pause): (Duration, Duration),
+    mut next: impl FnMut() -> Target,
+    mut failed: impl FnMut(Option<(u16, &str)>),
+) -> Value {
+    let body: String = request.iter().map(|l| format!("{}\n", l.json)).collect();
+    let started = Instant::now();
+    let answer = loop {
+        assert!(
+            started.elapsed() < deadline,
+            "a request was not acknowledged in {deadline:?}"
+        );
+        let Target { url, token } = next();
+        let target = format!("{url}/ingest/v1/events");
+        match post(
+            &target,
+            Some(&token),
+            "application/x-ndjson",
+            body.as_bytes(),
+        ) {
+            Ok((200, text)) => break serde_json::from_str::<Value>(&text).unwrap(),
+            Ok((status, text)) => failed(Some((status, &text))),
+            Err(_) => failed(None),
+        }
+        std::thread::sleep(pause);
+    };
+    acknowledge(request, &answer, acked);
+    answer
+}
+
 /// Checks a 200 answer to `request` (every invalid line refused by index, every valid one
 /// not) and records the valid lines as acknowledged.
 pub fn acknowledge(
@@ -522,29 +603,69 @@ pub fn generate(rng: &mut Rng, sessions: u64, tag: &str) -> Vec<Line> {
 /// count by hand that the numbers are right. The number of queries compared, or the first
 /// difference.
 pub fn compare_all(proc: &Proc, token: &str, lines: &[&str]) -> Result<usize, String> {
-    let rollups = recompute(&parse_events(lines.iter().copied()));
+    let queries = query_all(proc, token, lines.iter().copied(), |c| {
+        if c.status == 200 && c.got == c.want {
+            return Ok(());
+        }
+        let (lost, extra) = discrepancy(&c.want, &c.got, &[]);
+        Err(format!(
+            "{} {}: status {}, {lost} missing and {extra} extra over all points\n  want {}\n  got  {}",
+            c.endpoint.path(),
+            c.body,
+            c.status,
+            head(&c.want, 400),
+            head(&c.got, 400)
+        ))
+    })?;
+    compare_batch_sessions_by_hand(proc, token, lines)?;
+    Ok(queries + GROUPS.len())
+}
+
+/// One query of [`all_queries`]: the server's answer beside the one a recomputation expects.
+pub struct Compared<'a> {
+    pub endpoint: Endpoint,
+    pub body: &'a Value,
+    pub status: u16,
+    pub want: String,
+    pub got: String,
+}
+
+/// Posts every query of [`all_queries`] and hands `check` each answer beside the answer a
+/// recomputation over `lines` (the valid events that must be counted) gives. Stops at the first
+/// error, of the transport or of `check`; else the number of queries.
+pub fn query_all<'a>(
+    proc: &Proc,
+    token: &str,
+    lines: impl IntoIterator<Item = &'a str>,
+    mut check: impl FnMut(Compared) -> Result<(), String>,
+) -> Result<usize, String> {
+    let rollups = recompute(&parse_events(lines));
     let queries = all_queries(&GROUPS);
     for (endpoint, body) in &queries {
         let want = expected_answer(&rollups, *endpoint, body);
+        let url = format!("{}{}", proc.base_url, endpoint.path());
         let (status, got) = post(
-            &format!("{}{}", proc.base_url, endpoint.path()),
+            &url,
             Some(token),
             "application/json",
             body.to_string().as_bytes(),
         )
         .map_err(|e| format!("{}: {e}", endpoint.path()))?;
-        if status != 200 || got != want {
-            let (lost, extra) = discrepancy(&want, &got, &[]);
-            return Err(format!(
-                "{} {body}: status {status}, {lost} missing and {extra} extra over all points\n  want {}\n  got  {}",
-                endpoint.path(),
-                &want[..want.len().min(400)],
-                &got[..got.len().min(400)]
-            ));
-        }
+        let endpoint = *endpoint;
+        check(Compared {
+            endpoint,
+            body,
+            status,
+            want,
+            got,
+        })?;
     }
-    compare_batch_sessions_by_hand(proc, token, lines)?;
-    Ok(queries.len() + GROUPS.len())
+    Ok(queries.len())
+}
+
+/// At most the first `max_bytes` of an answer, for a message that must stay readable.
+pub fn head(text: &str, max_bytes: usize) -> &str {
+    &text[..text.len().min(max_bytes)]
 }
 
 /// Per UTC day label, the batch `sessions` and `duration10sec` values.
