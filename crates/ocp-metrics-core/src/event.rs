@@ -195,6 +195,30 @@ pub enum MiniappResult {
     Other,
 }
 
+impl MiniappResult {
+    /// Every result, in the order the API documentation lists them.
+    pub const ALL: [MiniappResult; 6] = [
+        MiniappResult::Success,
+        MiniappResult::Fail,
+        MiniappResult::Hangup,
+        MiniappResult::DtmfEscape,
+        MiniappResult::Error,
+        MiniappResult::Other,
+    ];
+
+    /// The wire name (`result` of a `miniapp_end` event).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MiniappResult::Success => "success",
+            MiniappResult::Fail => "fail",
+            MiniappResult::Hangup => "hangup",
+            MiniappResult::DtmfEscape => "dtmf_escape",
+            MiniappResult::Error => "error",
+            MiniappResult::Other => "other",
+        }
+    }
+}
+
 const EVENT_TYPES: &str =
     "session_start, session_end, dialog_start, dialog_end, miniapp_start, miniapp_end";
 
@@ -308,23 +332,20 @@ fn parse_outcome(s: &str) -> Result<Outcome, EventError> {
 }
 
 fn parse_result(s: &str) -> Result<MiniappResult, EventError> {
-    Ok(match s {
-        "success" => MiniappResult::Success,
-        "fail" => MiniappResult::Fail,
-        "hangup" => MiniappResult::Hangup,
-        "dtmf_escape" => MiniappResult::DtmfEscape,
-        "error" => MiniappResult::Error,
-        "other" => MiniappResult::Other,
-        _ => {
-            return Err(EventError::new(
-                "result",
-                format!(
-                    "unknown result `{}`; use one of success, fail, hangup, dtmf_escape, error, other",
-                    clip(s)
-                ),
-            ));
-        }
-    })
+    Ok(
+        match MiniappResult::ALL.into_iter().find(|r| r.as_str() == s) {
+            Some(r) => r,
+            None => {
+                return Err(EventError::new(
+                    "result",
+                    format!(
+                        "unknown result `{}`; use one of success, fail, hangup, dtmf_escape, error, other",
+                        clip(s)
+                    ),
+                ));
+            }
+        },
+    )
 }
 
 fn counts(d: &EventDraft<'_>) -> Result<Counts, EventError> {

@@ -51,28 +51,8 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Res {
-    Success,
-    Fail,
-    Hangup,
-    DtmfEscape,
-    Error,
-    Other,
-}
-
-impl Res {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Res::Success => "success",
-            Res::Fail => "fail",
-            Res::Hangup => "hangup",
-            Res::DtmfEscape => "dtmf_escape",
-            Res::Error => "error",
-            Res::Other => "other",
-        }
-    }
-}
+/// A miniApp's result: the core's type, whose wire names the simulator writes.
+pub(crate) use ocp_metrics_core::event::MiniappResult as Res;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
@@ -180,14 +160,9 @@ impl Writer<'_> {
         let p_fail = BASE_P_FAIL * app.difficulty;
         let p_dtmf = if self.chat { 0.0 } else { P_DTMF_ESCAPE };
         let p_success = 1.0 - p_fail - P_HANGUP - p_dtmf - P_ERROR - P_OTHER;
-        let result = [
-            Res::Success,
-            Res::Fail,
-            Res::Hangup,
-            Res::DtmfEscape,
-            Res::Error,
-            Res::Other,
-        ][rng.weighted(&[p_success, p_fail, P_HANGUP, p_dtmf, P_ERROR, P_OTHER])];
+        // Weights in the order of `Res::ALL`.
+        let result =
+            Res::ALL[rng.weighted(&[p_success, p_fail, P_HANGUP, p_dtmf, P_ERROR, P_OTHER])];
 
         let mut c = Counts {
             no_inputs: small_count(
