@@ -46,9 +46,17 @@ pub struct ClusterArgs {
     /// Events per ingest request.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
-    /// Snapshot interval of configuration (c)'s nodes.
+    /// Snapshot interval of configuration (c)'s nodes for the catch-up from a snapshot. Node 0
+    /// is restarted with it after the measurements; until then snapshots are off (see
+    /// `--snapshots-while-ingesting`).
     #[arg(long, default_value_t = 10)]
     snapshot_interval_seconds: u64,
+    /// Start configuration (c)'s nodes with `--snapshot-interval-seconds` already, so that they
+    /// write snapshots (and purge the stream behind them) while ingesting. On two shared cores a
+    /// node that falls further behind than the older kept snapshot then stops applying for
+    /// good (see docs/cluster-bench.md), and the run hangs until its deadlines: off by default.
+    #[arg(long)]
+    snapshots_while_ingesting: bool,
     /// Groups of the memory-per-group run (on configuration (b)'s node; 0 skips it).
     #[arg(long, default_value_t = 100)]
     tenant_groups: usize,
@@ -88,6 +96,9 @@ const NO_SNAPSHOT_SECONDS: u64 = 100_000;
 const TOKEN_DEADLINE: Duration = Duration::from_secs(30);
 /// How long every node may take to apply the whole stream after the last 200.
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(600);
+/// A lagging node whose applied sequence has not moved for this long has stopped for good (its
+/// next message was purged from the stream): the run fails rather than wait out the deadline.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
 /// Pause between two looks at the nodes' `/metrics` while waiting for them.
 const POLL: Duration = Duration::from_millis(50);
 /// Pause before reading the RSS of a server, so that it has settled.
@@ -119,6 +130,7 @@ pub struct ConfigResult {
     pub nodes: usize,
     pub nats_servers: usize,
     pub replicas: usize,
+    /// The nodes' `--snapshot-interval-seconds` while ingesting (none: embedded).
     pub snapshot_interval_seconds: Option<u64>,
     pub ready_empty_ms: Vec<f64>,
     /// Per node after the first: from the token's creation on node 0 to accepted there.
@@ -146,7 +158,8 @@ pub struct ConfigResult {
     pub series: f64,
     /// Mean over nodes of (loaded - idle RSS) / groups with data.
     pub rss_per_group_bytes: f64,
-    pub catch_up: Option<CatchUp>,
+    /// Restarts of nodes, in order: what was done and how the node caught up.
+    pub catch_up: Vec<CatchUp>,
     pub tenants: Option<TenantMemory>,
 }
 
@@ -180,9 +193,11 @@ pub struct CpuUse {
     pub cores: f64,
 }
 
-/// A wiped node's start.
+/// A node's start on a cluster that holds data: after a wipe, or a restart.
 #[derive(Debug, Serialize)]
 pub struct CatchUp {
+    pub node: usize,
+    pub what: String,
     /// Spawn to `/readyz` 200.
     pub ready_ms: f64,
     /// The node's own `ocp_metrics_cluster_catch_up_seconds`.
@@ -253,14 +268,19 @@ fn run_in(args: &ClusterArgs, work: &Path, bin: &Path) -> anyhow::Result<bool> {
     drop(nats);
 
     let nats = rt.block_on(NatsCluster::start(3));
-    let r3 = b.configuration(Setup::Nats(&nats, 3, args.snapshot_interval_seconds))?;
+    let while_ingesting = if args.snapshots_while_ingesting {
+        args.snapshot_interval_seconds
+    } else {
+        NO_SNAPSHOT_SECONDS
+    };
+    let r3 = b.configuration(Setup::Nats(&nats, 3, while_ingesting))?;
     drop(nats);
 
     let configs = vec![embedded, r1, r3];
     let ok = configs.iter().all(|c| {
         c.counts_ok
             && c.answers_equal == c.answers_compared
-            && c.catch_up.as_ref().is_none_or(|k| k.answers_equal)
+            && c.catch_up.iter().all(|k| k.answers_equal)
             && c.tenants.as_ref().is_none_or(|t| t.rejected == 0)
     });
     let results = Results {
@@ -319,14 +339,7 @@ impl Bench<'_> {
         let _ = std::fs::remove_dir_all(&dir);
         let extra: Vec<String> = match setup {
             Setup::Embedded => Vec::new(),
-            Setup::Nats(nats, n, interval) => vec![
-                "--nats".into(),
-                nats.urls().join(","),
-                "--nats-replicas".into(),
-                n.to_string(),
-                "--snapshot-interval-seconds".into(),
-                interval.to_string(),
-            ],
+            Setup::Nats(nats, n, interval) => nats_args(nats, n, interval),
         };
         let nats_pids: Vec<u32> = match setup {
             Setup::Embedded => Vec::new(),
@@ -382,22 +395,9 @@ impl Bench<'_> {
         let fresh = self.freshness(&nodes, &token)?;
 
         let catch_up = match setup {
-            Setup::Embedded => None,
-            Setup::Nats(_, _, interval) => {
-                let snapshot_wait = if interval < NO_SNAPSHOT_SECONDS {
-                    await_snapshot(&nodes, Duration::from_secs(interval))?
-                } else {
-                    Duration::ZERO
-                };
-                let last = nodes.len() - 1;
-                Some(catch_up(
-                    &mut nodes,
-                    last,
-                    &token,
-                    &suite,
-                    &q.reference,
-                    snapshot_wait,
-                )?)
+            Setup::Embedded => Vec::new(),
+            Setup::Nats(nats, n, interval) => {
+                self.catch_ups(&mut nodes, nats, n, interval, &token, &suite, &q.reference)?
             }
         };
         let tenants = match setup {
@@ -440,6 +440,75 @@ impl Bench<'_> {
             catch_up,
             tenants,
         })
+    }
+
+    /// The catch-up measurements of a NATS configuration started with snapshot `interval`:
+    /// - snapshots off (R1): the only node wiped, so it replays the whole stream;
+    /// - snapshots off (R3): node 0 restarted with `--snapshot-interval-seconds` (it too replays
+    ///   the whole stream: a node keeps no state of its own), then, once it has written a
+    ///   snapshot, the last node wiped: it starts from that snapshot;
+    /// - snapshots on from the start: the last node wiped once a snapshot covers the stream.
+    #[allow(clippy::too_many_arguments)]
+    fn catch_ups(
+        &self,
+        nodes: &mut [Node],
+        nats: &NatsCluster,
+        n: usize,
+        interval: u64,
+        token: &str,
+        suite: &Suite,
+        reference: &[Vec<u8>],
+    ) -> anyhow::Result<Vec<CatchUp>> {
+        let last = nodes.len() - 1;
+        let mut out = Vec::new();
+        if interval >= NO_SNAPSHOT_SECONDS && n == 1 {
+            let ready = nodes[0].wipe_and_restart()?;
+            let what = "data dir wiped; no snapshot ever written: whole stream replayed";
+            out.push(catch_up(
+                &nodes[0],
+                0,
+                what,
+                ready,
+                Duration::ZERO,
+                token,
+                suite,
+                reference,
+            )?);
+            return Ok(out);
+        }
+        let wait = if interval >= NO_SNAPSHOT_SECONDS {
+            let every = self.args.snapshot_interval_seconds;
+            let ready = nodes[0].restart_with(&nats_args(nats, n, every))?;
+            let what = format!(
+                "SIGTERM, restarted with snapshots every {every} s; none yet: whole stream replayed"
+            );
+            out.push(catch_up(
+                &nodes[0],
+                0,
+                &what,
+                ready,
+                Duration::ZERO,
+                token,
+                suite,
+                reference,
+            )?);
+            await_snapshot(&nodes[..1], Duration::from_secs(every))?
+        } else {
+            await_snapshot(nodes, Duration::from_secs(interval))?
+        };
+        let ready = nodes[last].wipe_and_restart()?;
+        let what = "data dir wiped; started from the newest snapshot";
+        out.push(catch_up(
+            &nodes[last],
+            last,
+            what,
+            ready,
+            wait,
+            token,
+            suite,
+            reference,
+        )?);
+        Ok(out)
     }
 
     /// Adds `--tenant-groups` groups of `--tenant-events` events each to `node` and divides its
@@ -722,16 +791,28 @@ fn converge(nodes: &[Node], setup: Setup) -> anyhow::Result<f64> {
         return Ok(0.0);
     }
     let started = Instant::now();
+    // Per node: the applied sequence last seen, and since when.
+    let mut moved: Vec<(f64, Instant)> = vec![(-1.0, started); nodes.len()];
     loop {
         let mut applied = Vec::new();
         let mut lagging = false;
-        for node in nodes {
+        for (i, node) in nodes.iter().enumerate() {
             let m = node.metrics()?;
             let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
-            applied.push(get("ocp_metrics_cluster_applied_sequence"));
-            lagging |= get("ocp_metrics_cluster_consumer_lag") > 0.0
-                || get("ocp_metrics_cluster_applied_sequence")
-                    < get("ocp_metrics_cluster_stream_last_sequence");
+            let (a, end) = (
+                get("ocp_metrics_cluster_applied_sequence"),
+                get("ocp_metrics_cluster_stream_last_sequence"),
+            );
+            let behind = get("ocp_metrics_cluster_consumer_lag") > 0.0 || a < end;
+            if a != moved[i].0 {
+                moved[i] = (a, Instant::now());
+            } else if behind && moved[i].1.elapsed() > STUCK_AFTER {
+                bail!(
+                    "node {i} stopped applying at sequence {a} of {end} for {STUCK_AFTER:?} (see its log: a stream purged behind snapshots past it?)"
+                );
+            }
+            applied.push(a);
+            lagging |= behind;
         }
         if !lagging && applied.iter().all(|a| *a == applied[0]) {
             return Ok(applied[0]);
@@ -771,18 +852,20 @@ fn await_snapshot(nodes: &[Node], interval: Duration) -> anyhow::Result<Duration
     Ok(started.elapsed())
 }
 
-/// Kills node `i`, wipes its data directory, starts it again, and measures its catch-up; its
-/// answers must then equal node 0's from before (`reference`).
+/// Measures how node `i`, just started (`ready` from spawn to `/readyz` 200) after `what`,
+/// caught up; its answers must equal node 0's from before (`reference`).
+#[allow(clippy::too_many_arguments)]
 fn catch_up(
-    nodes: &mut [Node],
+    node: &Node,
     i: usize,
+    what: &str,
+    ready: Duration,
+    snapshot_wait: Duration,
     token: &str,
     suite: &Suite,
     reference: &[Vec<u8>],
-    snapshot_wait: Duration,
 ) -> anyhow::Result<CatchUp> {
-    let ready = nodes[i].wipe_and_restart()?;
-    let m = nodes[i].metrics()?;
+    let m = node.metrics()?;
     let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
     let catch_up_seconds = get("ocp_metrics_cluster_catch_up_seconds");
     let start_sequence = get("ocp_metrics_cluster_start_sequence");
@@ -796,15 +879,20 @@ fn catch_up(
     let agent = http::agent();
     let mut answers_equal = true;
     for ((spec, body), want) in suite.iter().zip(reference) {
-        let (got, _) = nodes[i].query(&agent, token, spec.path(), body)?;
+        let (got, _) = node.query(&agent, token, spec.path(), body)?;
         if &got != want {
-            eprintln!("  the wiped node answers {} differently", spec.name);
+            eprintln!(
+                "  node {i} after \"{what}\" answers {} differently",
+                spec.name
+            );
             answers_equal = false;
         }
     }
     std::thread::sleep(SETTLE);
-    let rss_after_bytes = nodes[i].proc.rss_bytes();
+    let rss_after_bytes = node.proc.rss_bytes();
     let k = CatchUp {
+        node: i,
+        what: what.to_string(),
         ready_ms: ms(ready),
         catch_up_seconds,
         start_sequence,
@@ -821,7 +909,7 @@ fn catch_up(
         answers_equal,
     };
     say(format!(
-        "wiped node {i}: ready in {:.0} ms; catch-up {:.2} s from snapshot sequence {} of {} ({:.0} events/s replayed); RSS {} MB; answers equal: {answers_equal}",
+        "node {i}, {what}: ready in {:.0} ms; catch-up {:.2} s from snapshot sequence {} of {} ({:.0} events/s replayed); RSS {} MB; answers equal: {answers_equal}",
         k.ready_ms,
         k.catch_up_seconds,
         k.start_sequence,
@@ -885,6 +973,18 @@ impl CpuMeter {
         });
         out
     }
+}
+
+/// The `serve` arguments of a node of `n` on `nats` (stream replicas = `n`).
+fn nats_args(nats: &NatsCluster, n: usize, snapshot_interval_seconds: u64) -> Vec<String> {
+    vec![
+        "--nats".into(),
+        nats.urls().join(","),
+        "--nats-replicas".into(),
+        n.to_string(),
+        "--snapshot-interval-seconds".into(),
+        snapshot_interval_seconds.to_string(),
+    ]
 }
 
 fn version(bin: &Path) -> String {

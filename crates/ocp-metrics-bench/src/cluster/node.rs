@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 /// How long a probe may stay invisible after its 200 before the run fails: the contract says
 /// about 1 s across nodes; the rest is headroom for six processes on two cores.
 const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+/// Grace for a node to exit after SIGTERM.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Pause between two polls of a probe's query.
 const PROBE_POLL: Duration = Duration::from_millis(1);
 
@@ -61,6 +63,18 @@ impl Node {
         std::fs::remove_dir_all(&self.data_dir)
             .with_context(|| format!("wiping {}", self.data_dir.display()))?;
         std::fs::create_dir_all(&self.data_dir)?;
+        self.spawn()
+    }
+
+    /// SIGTERM, then start again on the same data directory with `extra` `serve` arguments.
+    /// Returns the time from spawn to `/readyz` 200.
+    pub fn restart_with(&mut self, extra: &[String]) -> anyhow::Result<Duration> {
+        self.proc.terminate(SHUTDOWN_TIMEOUT)?;
+        self.extra = extra.to_vec();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<Duration> {
         let (proc, url, ready) = procs::start_ocp(
             &self.bin,
             &self.data_dir,

@@ -209,46 +209,45 @@ fn cpu_table(s: &mut String, c: &[ConfigResult]) {
 fn catch_up_table(s: &mut String, c: &[ConfigResult]) {
     let _ = writeln!(
         s,
-        "### Catch-up of a wiped node (kill -9, data dir deleted, started again)\n"
+        "### Catch-up: a node started on a cluster that holds the data\n"
     );
     let _ = writeln!(
         s,
-        "| configuration | snapshot every | ready after, ms | catch_up_seconds | start sequence / stream end | events replayed | replay events/s | s per million events | RSS after, MB | answers equal |"
+        "| configuration | node: what was done | ready after, ms | catch_up_seconds | start sequence / stream end | events replayed | replay events/s | s per million events | RSS after, MB | answers equal |"
     );
     let _ = writeln!(
         s,
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     );
     for x in c {
-        let Some(k) = &x.catch_up else { continue };
-        let every = match x.snapshot_interval_seconds {
-            Some(i) if i >= super::NO_SNAPSHOT_SECONDS => "never (whole stream replayed)".into(),
-            Some(i) => format!("{i} s"),
-            None => "-".into(),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {every} | {:.0} | {:.2} | {:.0} / {:.0} | {:.0} | {} | {} | {} | {} |",
-            x.label,
-            k.ready_ms,
-            k.catch_up_seconds,
-            k.start_sequence,
-            k.stream_last_sequence,
-            k.replayed_events,
+        for k in &x.catch_up {
             // A snapshot that covers the whole stream leaves nothing to replay: no rate.
-            if k.replayed_events > 0.0 {
-                num(k.replay_events_per_second)
-            } else {
-                "-".into()
-            },
-            if k.replayed_events > 0.0 {
-                format!("{:.2}", k.seconds_per_million_events)
-            } else {
-                "-".into()
-            },
-            mb(k.rss_after_bytes),
-            if k.answers_equal { "yes" } else { "**NO**" }
-        );
+            let replayed = k.replayed_events > 0.0;
+            let _ = writeln!(
+                s,
+                "| {} | {}: {} | {:.0} | {:.2} | {:.0} / {:.0} | {:.0} | {} | {} | {} | {} |",
+                x.label,
+                k.node,
+                k.what,
+                k.ready_ms,
+                k.catch_up_seconds,
+                k.start_sequence,
+                k.stream_last_sequence,
+                k.replayed_events,
+                if replayed {
+                    num(k.replay_events_per_second)
+                } else {
+                    "-".into()
+                },
+                if replayed {
+                    format!("{:.2}", k.seconds_per_million_events)
+                } else {
+                    "-".into()
+                },
+                mb(k.rss_after_bytes),
+                if k.answers_equal { "yes" } else { "**NO**" }
+            );
+        }
     }
     let _ = writeln!(s);
 }
