@@ -86,6 +86,11 @@ pub struct ClusterArgs {
     markdown_out: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Before ingest and before the queries of each configuration, wait up to this many
+    /// seconds for other processes to leave the CPUs alone (the machine is shared); what they
+    /// used during ingest is reported either way.
+    #[arg(long, default_value_t = 30)]
+    quiet_wait: u64,
 }
 
 /// Configuration (b)'s snapshot interval: longer than any run, so that no snapshot is ever
@@ -114,6 +119,7 @@ pub fn main(args: &ClusterArgs) -> anyhow::Result<bool> {
         None => std::env::temp_dir().join(format!("ocp-metrics-cluster-{}", std::process::id())),
     };
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    procs::set_quiet_wait(args.quiet_wait);
     let bin = std::fs::canonicalize(&args.server_bin)
         .with_context(|| format!("no server binary at {}", args.server_bin.display()))?;
     let result = run_in(args, &work, &bin);
@@ -608,6 +614,8 @@ impl Bench<'_> {
                 .enumerate()
                 .map(|(i, p)| (format!("nats-server {i}"), *p)),
         );
+        let pids: Vec<u32> = named.iter().map(|(_, p)| *p).collect();
+        procs::wait_quiet(&pids, "ingest");
         let meter = CpuMeter::start(named);
         let run = http::ingest_spread(
             &targets,
@@ -658,6 +666,8 @@ impl Bench<'_> {
     /// The suite on every node: node 0's answers are the reference each other node's must
     /// equal byte for byte; then `iterations` timed runs of each query on each node.
     fn queries(&self, nodes: &[Node], token: &str, suite: &Suite) -> anyhow::Result<Queries> {
+        let pids: Vec<u32> = nodes.iter().map(|n| n.proc.pid()).collect();
+        procs::wait_quiet(&pids, "queries");
         let agent = http::agent();
         let mut reference = Vec::new();
         for (spec, body) in suite.iter() {
