@@ -72,7 +72,7 @@ fn main_table(s: &mut String, c: &[ConfigResult]) {
     );
     row(
         s,
-        "requests retried (429/503)",
+        "requests answered 429/503 and sent again",
         c.iter().map(|x| x.ingest.retried.to_string()),
     );
     row(
@@ -86,6 +86,17 @@ fn main_table(s: &mut String, c: &[ConfigResult]) {
                 x.ingest.duplicates,
                 x.ingest.events
             )
+        }),
+    );
+    row(
+        s,
+        "stream messages after ingest (one per distinct event)",
+        c.iter().map(|x| {
+            if x.replicas == 0 {
+                "-".into()
+            } else {
+                format!("{:.0}", x.stream_last_sequence)
+            }
         }),
     );
     row(
@@ -113,6 +124,14 @@ fn main_table(s: &mut String, c: &[ConfigResult]) {
             } else {
                 format!("{} of {}", x.answers_equal, x.answers_compared)
             }
+        }),
+    );
+    row(
+        s,
+        "node 0's answers equal to the embedded node's (same requests)",
+        c.iter().map(|x| {
+            x.same_as_embedded
+                .map_or("-".into(), |(e, n)| format!("{e} of {n}"))
         }),
     );
     row(
