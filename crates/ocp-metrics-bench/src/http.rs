@@ -91,6 +91,20 @@ pub fn ingest(
     producers: usize,
     batch_size: usize,
 ) -> anyhow::Result<IngestRun> {
+    ingest_spread(std::slice::from_ref(target), batches, producers, batch_size)
+}
+
+/// [`ingest`] with producers spread round-robin over `targets` (producer `p` sends to target
+/// `p % targets.len()`): the nodes of one cluster, each taking its share of the load.
+pub fn ingest_spread(
+    targets: &[IngestTarget],
+    batches: &[Batch],
+    producers: usize,
+    batch_size: usize,
+) -> anyhow::Result<IngestRun> {
+    if targets.is_empty() {
+        bail!("no ingest target");
+    }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let totals = [
@@ -104,8 +118,11 @@ pub fn ingest(
     let rejections: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let started = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..producers {
-            s.spawn(|| {
+        for p in 0..producers {
+            let target = &targets[p % targets.len()];
+            let (next, failed, totals, lat, errors, rejections) =
+                (&next, &failed, &totals, &lat, &errors, &rejections);
+            s.spawn(move || {
                 let agent = agent();
                 let headers: Vec<(&str, &str)> = target
                     .headers
@@ -178,7 +195,8 @@ pub fn ingest(
     });
     let seconds = started.elapsed().as_secs_f64();
     if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
-        bail!("ingest into {} failed: {e}", target.url);
+        let urls: Vec<&str> = targets.iter().map(|t| t.url.as_str()).collect();
+        bail!("ingest into {} failed: {e}", urls.join(", "));
     }
     let latencies = lat.into_inner().unwrap();
     let events: u64 = batches.iter().map(|b| b.events as u64).sum();

@@ -16,11 +16,15 @@
 //! disagrees (or if ours disagrees with itself across a restart), 2 on any other failure, and 0
 //! otherwise. Timing targets are reported, never asserted.
 //!
+//! `ocp-metrics-bench cluster` is a separate run: cluster mode on NATS JetStream against the
+//! embedded mode (see [`cluster`]).
+//!
 //! This file holds the command line, the scale and ingest phases of each mode, and the run in
 //! order. Each system's driver lives with it ([`ours`], [`clickhouse`], [`duck`]), the verdict
 //! on answers in [`compare`], and the report in [`report`].
 
 mod clickhouse;
+mod cluster;
 mod compare;
 mod data;
 mod duck;
@@ -32,7 +36,7 @@ mod report;
 mod stats;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use data::{Batch, DataSize, DataStats, GROUP};
 use duck::DuckResult;
 use http::IngestRun;
@@ -57,6 +61,9 @@ enum Mode {
     about = "Benchmarks ocp-metrics side by side with ClickHouse and DuckDB on the same events"
 )]
 struct Args {
+    /// Without a subcommand: the side-by-side benchmark of `--mode`.
+    #[command(subcommand)]
+    command: Option<Command>,
     #[arg(long, value_enum, default_value = "smoke")]
     mode: Mode,
     /// Multiplies the event counts of the mode (e.g. 0.1 for a tenth of full).
@@ -101,6 +108,13 @@ struct Args {
     /// disagreement fails the run (exit status 1).
     #[arg(long, hide = true)]
     inject_disagreement: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Cluster mode (1 node on NATS R1, 3 nodes on a 3-server NATS R3) against 1 embedded
+    /// node, on the same generated events; and a wiped node's catch-up.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// How much of everything a mode does.
@@ -229,7 +243,11 @@ fn phases_json(runs: &[(Phase, IngestRun)]) -> Value {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let outcome = match &args.command {
+        Some(Command::Cluster(c)) => cluster::main(c),
+        None => run(&args),
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("\nFAILED: answers disagree (see above)");

@@ -14,7 +14,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef0123";
+pub const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef0123";
 /// The group of freshness probes, kept apart from the benchmark's data.
 pub const PROBE_GROUP: &str = "bench-probe";
 
@@ -173,22 +173,7 @@ impl Ours {
         run: u64,
     ) -> anyhow::Result<(Duration, Duration)> {
         let now_ms = jiff::Timestamp::now().as_millisecond();
-        let event = json!({
-            "id": format!("probe-{run}-{n}"),
-            "type": "miniapp_end",
-            "time": rfc3339_ms(now_ms),
-            "started_at": rfc3339_ms(now_ms - 1000),
-            "group": PROBE_GROUP,
-            "session_id": format!("probe-session-{run}-{n}"),
-            "channel": "omIVR",
-            "region": "us1",
-            "miniapp_name": format!("Probe-{run}-{n}"),
-            "miniapp_id": "probe",
-            "miniapp_type": "Probe",
-            "locale": "en-US",
-            "result": "success",
-        })
-        .to_string();
+        let event = probe_event(run, n, now_ms);
         let t0 = Instant::now();
         let (status, body) =
             self.post(agent, "/ingest/v1/events", "application/x-ndjson", &event)?;
@@ -200,43 +185,16 @@ impl Ours {
         }
         let acked = Instant::now();
         let ack = acked - t0;
-        // Each probe has its own miniApp name, so one count tells whether it is visible.
-        let five = 300_000;
-        let end = now_ms.div_euclid(five) * five + five;
-        let fmt = |ms: i64| -> anyhow::Result<String> {
-            Ok(jiff::Timestamp::from_millisecond(ms)?
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .strftime("%Y/%m/%d %H:%M:%S")
-                .to_string())
-        };
-        let query = json!({
-            "metrics": ["miniapps_invocations"],
-            "filters": {"miniapp_name": [format!("Probe-{run}-{n}")]},
-            "start": fmt(end - 3_600_000)?,
-            "end": fmt(end)?,
-            "group": PROBE_GROUP,
-            "downsampling": "five_min",
-            "timezone": "UTC",
-        })
-        .to_string();
+        let query = probe_query(run, n, now_ms)?;
         loop {
-            let (status, out) = self.post(
-                agent,
-                "/metrics-api/v3/realtime/metrics/miniapps",
-                "application/json",
-                &query,
-            )?;
+            let (status, out) = self.post(agent, PROBE_QUERY_PATH, "application/json", &query)?;
             if status != 200 {
                 bail!(
                     "probe query answered {status}: {}",
                     String::from_utf8_lossy(&out)
                 );
             }
-            let v: serde_json::Value = serde_json::from_slice(&out)?;
-            let seen: u64 = v[0]["dps"]
-                .as_object()
-                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
-                .unwrap_or(0);
+            let seen = probe_count(&out)?;
             if seen >= 1 {
                 return Ok((ack, acked.elapsed()));
             }
@@ -246,6 +204,62 @@ impl Ours {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// The real-time query of freshness probes.
+pub const PROBE_QUERY_PATH: &str = "/metrics-api/v3/realtime/metrics/miniapps";
+
+/// Freshness probe `n` of run `run` at `now_ms`: one event in the probe group, with a miniApp
+/// name of its own.
+pub fn probe_event(run: u64, n: u64, now_ms: i64) -> String {
+    json!({
+        "id": format!("probe-{run}-{n}"),
+        "type": "miniapp_end",
+        "time": rfc3339_ms(now_ms),
+        "started_at": rfc3339_ms(now_ms - 1000),
+        "group": PROBE_GROUP,
+        "session_id": format!("probe-session-{run}-{n}"),
+        "channel": "omIVR",
+        "region": "us1",
+        "miniapp_name": format!("Probe-{run}-{n}"),
+        "miniapp_id": "probe",
+        "miniapp_type": "Probe",
+        "locale": "en-US",
+        "result": "success",
+    })
+    .to_string()
+}
+
+/// The real-time query (at [`PROBE_QUERY_PATH`]) that counts probe `n` of run `run` sent at
+/// `now_ms`. Each probe has its own miniApp name, so one count tells whether it is visible.
+pub fn probe_query(run: u64, n: u64, now_ms: i64) -> anyhow::Result<String> {
+    let five = 300_000;
+    let end = now_ms.div_euclid(five) * five + five;
+    let fmt = |ms: i64| -> anyhow::Result<String> {
+        Ok(jiff::Timestamp::from_millisecond(ms)?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y/%m/%d %H:%M:%S")
+            .to_string())
+    };
+    Ok(json!({
+        "metrics": ["miniapps_invocations"],
+        "filters": {"miniapp_name": [format!("Probe-{run}-{n}")]},
+        "start": fmt(end - 3_600_000)?,
+        "end": fmt(end)?,
+        "group": PROBE_GROUP,
+        "downsampling": "five_min",
+        "timezone": "UTC",
+    })
+    .to_string())
+}
+
+/// How many probe invocations an answer of [`probe_query`] counts.
+pub fn probe_count(answer: &[u8]) -> anyhow::Result<u64> {
+    let v: serde_json::Value = serde_json::from_slice(answer)?;
+    Ok(v[0]["dps"]
+        .as_object()
+        .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
+        .unwrap_or(0))
 }
 
 /// Posts `body` to `url` with a bearer `token`; returns the status and answer.

@@ -188,7 +188,7 @@ pub struct CpuMeter {
 }
 
 /// (total, busy) jiffies of all CPUs, from /proc/stat.
-fn cpu_jiffies() -> (u64, u64) {
+pub fn cpu_jiffies() -> (u64, u64) {
     let Ok(s) = std::fs::read_to_string("/proc/stat") else {
         return (0, 0);
     };
@@ -206,8 +206,8 @@ fn cpu_jiffies() -> (u64, u64) {
     (total, total.saturating_sub(idle))
 }
 
-/// utime + stime of a process (all its threads), in jiffies.
-fn process_jiffies(pid: u32) -> u64 {
+/// utime + stime of a process (all its threads), in jiffies; `pid` 0 is this process.
+pub fn process_jiffies(pid: u32) -> u64 {
     let path = if pid == 0 {
         "/proc/self/stat".to_string()
     } else {
