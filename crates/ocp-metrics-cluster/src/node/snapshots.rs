@@ -6,8 +6,9 @@
 //! that nodes started together do not all write at once), stores its replica if the newest
 //! stored snapshot covers less than it has applied. The bucket keeps the two newest
 //! ([`crate::snapshot::SNAPSHOTS_KEPT`]); after storing, the node verifies the older kept one
-//! (checksum) and purges the stream below it, so the stream always holds everything after
-//! either kept snapshot, and a damaged newest snapshot can be skipped for the older one.
+//! (checksum) and purges the stream below it (but keeps at least [`PURGE_KEEP_MESSAGES_MIN`]
+//! messages), so the stream always holds everything after either kept snapshot, and a damaged
+//! newest snapshot can be skipped for the older one.
 
 use super::Shared;
 use crate::ClusterError;
@@ -16,6 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// The fewest messages the stream keeps before its end, whatever the snapshots cover (about a
+/// hundred or two MB of stream): a node less than this far behind never has to reload a
+/// snapshot to catch up.
+pub const PURGE_KEEP_MESSAGES_MIN: u64 = 1_000_000;
 
 /// Writes snapshots until the task is aborted.
 pub(crate) async fn run(shared: Arc<Shared>, interval: Duration) {
@@ -105,11 +111,19 @@ async fn purge_behind_snapshots(shared: &Shared) -> Result<(), ClusterError> {
         return Ok(());
     };
     shared.snapshots.get(older).await?;
-    let purged = shared.stream.purge_below(older + 1).await?;
+    // Never closer than PURGE_KEEP_MESSAGES_MIN to the stream's end: a node a little behind
+    // (a loaded machine, a short cut-off) reads on from the stream instead of having to load
+    // a whole snapshot.
+    let (_, last) = shared.stream.bounds().await?;
+    let below = (older + 1).min(last.saturating_sub(PURGE_KEEP_MESSAGES_MIN) + 1);
+    if below <= 1 {
+        return Ok(());
+    }
+    let purged = shared.stream.purge_below(below).await?;
     if purged > 0 {
         tracing::info!(
             purged,
-            below = older + 1,
+            below,
             "cluster node: stream purged behind the kept snapshots"
         );
     }
