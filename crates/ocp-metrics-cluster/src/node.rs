@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub limits: StateLimits,
     /// How often a node considers storing a snapshot, in seconds.
     pub snapshot_interval_seconds: u64,
+    /// The fewest messages a purge leaves before the stream's end (see
+    /// [`snapshots::PURGE_KEEP_MESSAGES_MIN`], the default).
+    pub stream_keep_messages_min: u64,
 }
 
 /// Default of [`NodeConfig::snapshot_interval_seconds`]: a node that starts replays at most
@@ -120,8 +123,13 @@ pub(crate) struct NodeCounters {
     pub applied_messages: AtomicU64,
     pub snapshots_written: AtomicU64,
     pub snapshots_failed: AtomicU64,
+    /// Times this node replaced its replica with the newest snapshot because the stream had
+    /// been purged past its position.
+    pub snapshot_reloads: AtomicU64,
     /// The stream's last sequence as last seen by the freshness task.
     pub stream_last_sequence: AtomicU64,
+    /// The stream's first sequence (purges move it up) as last seen by the freshness task.
+    pub stream_first_sequence: AtomicU64,
     /// Sequence the node started from (its snapshot's) and how long the catch-up took.
     pub started_from_sequence: AtomicU64,
     pub catch_up_ms: AtomicU64,
@@ -198,6 +206,7 @@ impl Node {
         tasks.push(tokio::spawn(snapshots::run(
             shared.clone(),
             Duration::from_secs(config.snapshot_interval_seconds.max(1)),
+            config.stream_keep_messages_min,
         )));
         Ok(Node {
             shared,
@@ -413,6 +422,11 @@ fn samples(s: &Shared) -> Vec<Sample> {
             applied as f64,
         ),
         Sample::gauge(
+            "cluster_stream_first_sequence",
+            "The stream's first sequence (everything below was purged behind snapshots), as of this node's last check.",
+            load(&c.stream_first_sequence) as f64,
+        ),
+        Sample::gauge(
             "cluster_stream_last_sequence",
             "The stream's last sequence, as of this node's last check.",
             end as f64,
@@ -436,6 +450,11 @@ fn samples(s: &Shared) -> Vec<Sample> {
             "cluster_snapshots_failed_total",
             "Snapshots this node could not store.",
             load(&c.snapshots_failed),
+        ),
+        Sample::counter(
+            "cluster_snapshot_reloads_total",
+            "Times this node took the newest snapshot because the stream had been purged past its position.",
+            load(&c.snapshot_reloads),
         ),
         Sample::gauge(
             "cluster_start_sequence",

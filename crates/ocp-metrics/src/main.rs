@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use ocp_metrics_auth::{AuthConfig, OperatorToken};
 use ocp_metrics_cluster::node::SNAPSHOT_INTERVAL_SECONDS_DEFAULT;
 use ocp_metrics_cluster::node::retrying;
+use ocp_metrics_cluster::node::snapshots::PURGE_KEEP_MESSAGES_MIN;
 use ocp_metrics_cluster::{NatsOptions, NodeConfig, open_cluster_registry, open_node};
 use ocp_metrics_core::limits::{
     DIMENSION_VALUES_MAX, RT_SESSIONS_PER_GROUP_MAX, SERIES_PER_GROUP_MAX,
@@ -183,6 +184,11 @@ struct ServeArgs {
     /// that start later, in seconds.
     #[arg(long, env = "OCP_METRICS_SNAPSHOT_INTERVAL_SECONDS", default_value_t = SNAPSHOT_INTERVAL_SECONDS_DEFAULT)]
     snapshot_interval_seconds: u64,
+    /// Cluster mode: the fewest events the stream keeps before its end when nodes purge it
+    /// behind their snapshots. A node less than this far behind catches up from the stream; one
+    /// further behind loads the newest snapshot first.
+    #[arg(long, env = "OCP_METRICS_STREAM_KEEP_MESSAGES_MIN", default_value_t = PURGE_KEEP_MESSAGES_MIN)]
+    stream_keep_messages_min: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -344,6 +350,7 @@ async fn mode(
         replicas,
         limits: state_limits(args),
         snapshot_interval_seconds: args.snapshot_interval_seconds,
+        stream_keep_messages_min: args.stream_keep_messages_min,
     };
     Ok((Credentials::Later(registry), open_node(config, clock)))
 }

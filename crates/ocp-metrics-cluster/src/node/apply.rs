@@ -169,6 +169,10 @@ async fn resume_point(shared: &Shared, next_sequence: u64) -> Result<u64, String
     *shared.verdicts.lock() = Verdicts::starting_at(covers);
     shared.applied.send_replace(covers);
     shared.changes.send_modify(|g| *g += 1);
+    shared
+        .counters
+        .snapshot_reloads
+        .fetch_add(1, Ordering::Relaxed);
     tracing::warn!(
         from = next_sequence,
         to = covers,

@@ -85,11 +85,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     loop {
         let at = Instant::now();
         let as_of = shared.clock.now();
-        if let Ok(Ok((_, last))) = tokio::time::timeout(wait, shared.stream.bounds()).await {
-            shared
-                .counters
-                .stream_last_sequence
-                .store(last, Ordering::Relaxed);
+        if let Ok(Ok((first, last))) = tokio::time::timeout(wait, shared.stream.bounds()).await {
+            let c = &shared.counters;
+            c.stream_first_sequence.store(first, Ordering::Relaxed);
+            c.stream_last_sequence.store(last, Ordering::Relaxed);
             let mut applied = shared.applied.subscribe();
             let caught_up = tokio::time::timeout(wait, applied.wait_for(|a| *a >= last)).await;
             if matches!(caught_up, Ok(Ok(_))) {

@@ -24,10 +24,10 @@ use tokio::sync::oneshot;
 pub const PURGE_KEEP_MESSAGES_MIN: u64 = 1_000_000;
 
 /// Writes snapshots until the task is aborted.
-pub(crate) async fn run(shared: Arc<Shared>, interval: Duration) {
+pub(crate) async fn run(shared: Arc<Shared>, interval: Duration, keep_messages_min: u64) {
     loop {
         tokio::time::sleep(jittered(interval)).await;
-        match snapshot_once(&shared).await {
+        match snapshot_once(&shared, keep_messages_min).await {
             Ok(Some(sequence)) => tracing::info!(sequence, "cluster node: snapshot stored"),
             Ok(None) => {}
             Err(e) => {
@@ -51,7 +51,10 @@ const ENCODE_WAIT_MS: u64 = 600_000;
 
 /// Stores a snapshot if the newest stored one is behind this node, then purges the stream.
 /// Answers the sequence stored, if any.
-pub(crate) async fn snapshot_once(shared: &Arc<Shared>) -> Result<Option<u64>, ClusterError> {
+pub(crate) async fn snapshot_once(
+    shared: &Arc<Shared>,
+    keep_messages_min: u64,
+) -> Result<Option<u64>, ClusterError> {
     let listing = tokio::time::timeout(
         Duration::from_millis(crate::snapshot::SNAPSHOT_SMALL_OPERATION_TIMEOUT_MS),
         shared.snapshots.list(),
@@ -77,7 +80,7 @@ pub(crate) async fn snapshot_once(shared: &Arc<Shared>) -> Result<Option<u64>, C
         .counters
         .snapshots_written
         .fetch_add(1, Ordering::Relaxed);
-    purge_behind_snapshots(shared).await?;
+    purge_behind_snapshots(shared, keep_messages_min).await?;
     Ok(Some(sequence))
 }
 
@@ -102,7 +105,10 @@ pub(crate) async fn serve_request(shared: &Arc<Shared>) {
 }
 
 /// Purges the stream below the older kept snapshot, once that one passes its checksum.
-async fn purge_behind_snapshots(shared: &Shared) -> Result<(), ClusterError> {
+async fn purge_behind_snapshots(
+    shared: &Shared,
+    keep_messages_min: u64,
+) -> Result<(), ClusterError> {
     let kept = shared.snapshots.list().await?;
     if kept.len() < SNAPSHOTS_KEPT {
         return Ok(());
@@ -111,11 +117,11 @@ async fn purge_behind_snapshots(shared: &Shared) -> Result<(), ClusterError> {
         return Ok(());
     };
     shared.snapshots.get(older).await?;
-    // Never closer than PURGE_KEEP_MESSAGES_MIN to the stream's end: a node a little behind
-    // (a loaded machine, a short cut-off) reads on from the stream instead of having to load
-    // a whole snapshot.
+    // Never closer than `keep_messages_min` to the stream's end: a node a little behind (a
+    // loaded machine, a short cut-off) reads on from the stream instead of having to load a
+    // whole snapshot.
     let (_, last) = shared.stream.bounds().await?;
-    let below = (older + 1).min(last.saturating_sub(PURGE_KEEP_MESSAGES_MIN) + 1);
+    let below = (older + 1).min(last.saturating_sub(keep_messages_min) + 1);
     if below <= 1 {
         return Ok(());
     }
