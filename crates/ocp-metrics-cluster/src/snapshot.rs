@@ -197,18 +197,32 @@ impl SnapshotStore {
     }
 
     async fn get_blob(&self, covers_sequence: u64) -> Result<Vec<u8>, ClusterError> {
-        let read = async {
-            let mut object = self.store.get(object_name(covers_sequence)).await?;
+        let store = self.store.clone();
+        let name = object_name(covers_sequence);
+        // On a task of its own: async-nats 0.46's object reader unwraps the creation of the
+        // consumer it reads chunks through (`object_store/mod.rs`), which times out when a
+        // server has just died; the panic ends that task, and becomes an error here that the
+        // caller retries, instead of ending the caller.
+        let mut read = tokio::spawn(async move {
+            let mut object = store.get(name).await?;
             let mut blob = Vec::with_capacity(object.info().size);
             object.read_to_end(&mut blob).await?;
             Ok::<_, async_nats::Error>(blob)
-        };
-        bounded(
-            SNAPSHOT_OPERATION_TIMEOUT_MS,
-            &format!("read snapshot {covers_sequence}"),
-            read,
-        )
-        .await
+        });
+        let what = format!("read snapshot {covers_sequence}");
+        let wait = std::time::Duration::from_millis(SNAPSHOT_OPERATION_TIMEOUT_MS);
+        match tokio::time::timeout(wait, &mut read).await {
+            Ok(Ok(read)) => read.map_err(|e| js_error(&what, e)),
+            Ok(Err(failed)) => Err(ClusterError::Unavailable(format!(
+                "cannot {what}: the object store reader failed ({failed}); retry"
+            ))),
+            Err(_) => {
+                read.abort();
+                Err(ClusterError::Unavailable(format!(
+                    "cannot {what}: no progress within {SNAPSHOT_OPERATION_TIMEOUT_MS} ms"
+                )))
+            }
+        }
     }
 }
 

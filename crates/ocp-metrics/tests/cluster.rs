@@ -552,9 +552,16 @@ fn a_node_cut_off_while_the_stream_is_purged_past_it_catches_up_completely() {
         let written = metric(&a, "ocp_metrics_cluster_snapshots_written_total");
         let batch = generate(&mut rng, 30, &format!("p{i}"));
         valid.extend(ingest_all(&a, &token, &batch));
-        wait_until("node A stores a snapshot", CONVERGE_DEADLINE, || {
-            metric(&a, "ocp_metrics_cluster_snapshots_written_total") > written
-        });
+        let started = Instant::now();
+        while metric(&a, "ocp_metrics_cluster_snapshots_written_total") <= written {
+            assert!(
+                started.elapsed() < CONVERGE_DEADLINE,
+                "node A stored no snapshot after batch {i} within {CONVERGE_DEADLINE:?}:\n{}\n{}",
+                snapshot_log_lines(std::slice::from_ref(&a)),
+                warnings(&a)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     wait_until(
         "the stream purged past node B",

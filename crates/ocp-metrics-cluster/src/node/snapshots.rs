@@ -27,7 +27,18 @@ pub const PURGE_KEEP_MESSAGES_MIN: u64 = 1_000_000;
 pub(crate) async fn run(shared: Arc<Shared>, interval: Duration, keep_messages_min: u64) {
     loop {
         tokio::time::sleep(jittered(interval)).await;
-        match snapshot_once(&shared, keep_messages_min).await {
+        // Each attempt on a task of its own, so that a panic in the NATS client (seen in its
+        // object store) costs one attempt, not every later snapshot.
+        let attempt = tokio::spawn({
+            let shared = shared.clone();
+            async move { snapshot_once(&shared, keep_messages_min).await }
+        });
+        let outcome = attempt.await.unwrap_or_else(|failed| {
+            Err(ClusterError::Unavailable(format!(
+                "the snapshot attempt failed: {failed}"
+            )))
+        });
+        match outcome {
             Ok(Some(sequence)) => tracing::info!(sequence, "cluster node: snapshot stored"),
             Ok(None) => {}
             Err(e) => {
@@ -80,7 +91,19 @@ pub(crate) async fn snapshot_once(
         .counters
         .snapshots_written
         .fetch_add(1, Ordering::Relaxed);
-    purge_behind_snapshots(shared, keep_messages_min).await?;
+    // Bounded like the put: verifying the older snapshot reads it whole, through a consumer
+    // that can stall when a server has just died, and a stalled purge must not stop the
+    // snapshots that follow (the purge is simply tried again after the next one).
+    let purge_ms = crate::snapshot::SNAPSHOT_SMALL_OPERATION_TIMEOUT_MS
+        + payload.len() as u64 / crate::snapshot::SNAPSHOT_TRANSFER_BYTES_PER_MS_MIN;
+    tokio::time::timeout(
+        Duration::from_millis(purge_ms),
+        purge_behind_snapshots(shared, keep_messages_min),
+    )
+    .await
+    .map_err(|_| {
+        ClusterError::Unavailable(format!("the purge made no progress in {purge_ms} ms"))
+    })??;
     Ok(Some(sequence))
 }
 
