@@ -22,7 +22,7 @@ mod report;
 use crate::data::{self, DataSize, DataStats, GROUP};
 use crate::http::{self, IngestRun, IngestTarget};
 use crate::procs;
-use crate::queries::{self, QuerySpec};
+use crate::queries::Suite;
 use crate::say;
 use crate::stats::{self, Latencies, Summary, ms};
 use anyhow::{Context, bail};
@@ -790,27 +790,6 @@ impl Bench<'_> {
             same.p50, other.p50
         ));
         Ok(f)
-    }
-}
-
-/// The dashboard suite and its request bodies.
-struct Suite {
-    specs: Vec<QuerySpec>,
-    bodies: Vec<String>,
-}
-
-impl Suite {
-    fn new() -> anyhow::Result<Suite> {
-        let specs = queries::suite(jiff::Timestamp::now())?;
-        let bodies = specs
-            .iter()
-            .map(|q| q.body(GROUP))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Suite { specs, bodies })
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&QuerySpec, &String)> {
-        self.specs.iter().zip(&self.bodies)
     }
 }
 

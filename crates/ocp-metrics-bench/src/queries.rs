@@ -475,6 +475,28 @@ pub fn total(n: &Norm) -> u64 {
     n.values().flat_map(|m| m.values()).sum()
 }
 
+/// The dashboard query suite with each query's body for the benchmark's group, built once per
+/// run (every system under test is sent the same bodies).
+pub struct Suite {
+    pub specs: Vec<QuerySpec>,
+    pub bodies: Vec<String>,
+}
+
+impl Suite {
+    pub fn new() -> anyhow::Result<Suite> {
+        let specs = suite(jiff::Timestamp::now())?;
+        let bodies = specs
+            .iter()
+            .map(|q| q.body(crate::data::GROUP))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Suite { specs, bodies })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&QuerySpec, &String)> {
+        self.specs.iter().zip(&self.bodies)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

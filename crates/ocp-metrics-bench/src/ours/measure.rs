@@ -2,10 +2,10 @@
 //! the memory of history and of active series, into one [`OursOut`].
 
 use super::{Ours, PROBE_GROUP};
-use crate::data::{self, Batch, DataStats, GROUP};
+use crate::data::{self, Batch, DataStats};
 use crate::http::{self, IngestRun};
 use crate::procs::{self, Noise, wait_quiet};
-use crate::queries::{self, Norm, QuerySpec};
+use crate::queries::{self, Norm, QuerySpec, Suite};
 use crate::report::{self, QueryTiming, source_revision};
 use crate::stats::{self, Freshness, FreshnessSummary, ms};
 use crate::{Phase, Scale, phases_json, say};
@@ -165,27 +165,6 @@ struct Probes {
     run_id: u64,
     /// The next unused probe number.
     next: u64,
-}
-
-/// The query suite and its request bodies.
-struct Suite {
-    specs: Vec<QuerySpec>,
-    bodies: Vec<String>,
-}
-
-impl Suite {
-    fn new() -> anyhow::Result<Suite> {
-        let specs = queries::suite(Timestamp::now())?;
-        let bodies = specs
-            .iter()
-            .map(|q| q.body(GROUP))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Suite { specs, bodies })
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&QuerySpec, &String)> {
-        self.specs.iter().zip(&self.bodies)
-    }
 }
 
 /// What the two restarts measured.
