@@ -47,6 +47,24 @@ pub fn send(
     Ok((status, out))
 }
 
+/// Sends one request with `send`, timed from send to full answer; anything but a 200 is an
+/// error naming `what` and quoting the start of the answer.
+pub fn timed_ok(
+    what: &str,
+    send: impl FnOnce() -> anyhow::Result<(u16, Vec<u8>)>,
+) -> anyhow::Result<(Vec<u8>, Duration)> {
+    let t = Instant::now();
+    let (status, out) = send()?;
+    let elapsed = t.elapsed();
+    if status != 200 {
+        bail!(
+            "{what} answered {status}: {}",
+            String::from_utf8_lossy(&out[..out.len().min(500)])
+        );
+    }
+    Ok((out, elapsed))
+}
+
 /// Where ingest requests go and how their answers are read.
 #[derive(Debug, Clone)]
 pub struct IngestTarget {

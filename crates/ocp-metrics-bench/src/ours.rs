@@ -143,17 +143,9 @@ impl Ours {
         spec: &QuerySpec,
         body: &str,
     ) -> anyhow::Result<(Vec<u8>, Duration)> {
-        let t = Instant::now();
-        let (status, out) = self.post(agent, spec.path(), "application/json", body)?;
-        let elapsed = t.elapsed();
-        if status != 200 {
-            bail!(
-                "{} answered {status}: {}",
-                spec.name,
-                String::from_utf8_lossy(&out[..out.len().min(500)])
-            );
-        }
-        Ok((out, elapsed))
+        crate::http::timed_ok(spec.name, || {
+            self.post(agent, spec.path(), "application/json", body)
+        })
     }
 
     pub fn version(&self) -> String {

@@ -176,17 +176,9 @@ impl Node {
         path: &str,
         body: &str,
     ) -> anyhow::Result<(Vec<u8>, Duration)> {
-        let t = Instant::now();
-        let (status, out) = self.post(agent, path, token, "application/json", body.as_bytes())?;
-        let elapsed = t.elapsed();
-        if status != 200 {
-            bail!(
-                "{path} on {} answered {status}: {}",
-                self.url,
-                String::from_utf8_lossy(&out[..out.len().min(500)])
-            );
-        }
-        Ok((out, elapsed))
+        crate::http::timed_ok(&format!("{path} on {}", self.url), || {
+            self.post(agent, path, token, "application/json", body.as_bytes())
+        })
     }
 
     /// The node's `/metrics` samples by name (labels included in the name when present).
