@@ -47,6 +47,40 @@ pub fn send(
     Ok((status, out))
 }
 
+/// Creates a personal access token for every group with both scopes on the server at
+/// `base_url`, with the admin token, and returns it.
+pub fn create_token(
+    agent: &ureq::Agent,
+    base_url: &str,
+    admin_token: &str,
+) -> anyhow::Result<String> {
+    let body = serde_json::json!({
+        "name": "bench",
+        "groups": ["*"],
+        "scopes": ["metrics:read", "events:write"],
+        "expires_at": null,
+    })
+    .to_string();
+    let auth = format!("Bearer {admin_token}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let url = format!("{base_url}/admin/v1/tokens");
+    let (status, answer) = send(agent, "POST", &url, &headers, Some(body.as_bytes()))?;
+    if status != 201 && status != 200 {
+        bail!(
+            "creating a token on {base_url} answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&answer)?;
+    Ok(v["token"]
+        .as_str()
+        .context("the token answer has no `token`")?
+        .to_string())
+}
+
 /// Sends one request with `send`, timed from send to full answer; anything but a 200 is an
 /// error naming `what` and quoting the start of the answer.
 pub fn timed_ok(

@@ -9,7 +9,7 @@ use crate::data::rfc3339_ms;
 use crate::http::{self, IngestTarget};
 use crate::procs::{self, Proc};
 use crate::queries::QuerySpec;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,31 +35,7 @@ impl Ours {
     pub fn start(bin: &Path, data_dir: &Path, log: &Path) -> anyhow::Result<(Ours, Duration)> {
         let (proc, url, ready) = procs::start_ocp(bin, data_dir, ADMIN_TOKEN, log, &[], None)?;
         let agent = http::agent();
-        let body = json!({
-            "name": "bench",
-            "groups": ["*"],
-            "scopes": ["metrics:read", "events:write"],
-            "expires_at": null,
-        })
-        .to_string();
-        let (status, answer) = post(
-            &agent,
-            &format!("{url}/admin/v1/tokens"),
-            ADMIN_TOKEN,
-            "application/json",
-            &body,
-        )?;
-        if status != 201 && status != 200 {
-            bail!(
-                "creating a token answered {status}: {}",
-                String::from_utf8_lossy(&answer)
-            );
-        }
-        let v: serde_json::Value = serde_json::from_slice(&answer)?;
-        let token = v["token"]
-            .as_str()
-            .context("the token answer has no `token`")?
-            .to_string();
+        let token = http::create_token(&agent, &url, ADMIN_TOKEN)?;
         Ok((
             Ours {
                 proc,

@@ -6,7 +6,6 @@ use crate::http;
 use crate::ours::{ADMIN_TOKEN, PROBE_QUERY_PATH, probe_count, probe_event, probe_query};
 use crate::procs::{self, Proc};
 use anyhow::{Context, bail};
-use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -91,32 +90,7 @@ impl Node {
 
     /// Creates a token for every group with the admin token.
     pub fn create_token(&self) -> anyhow::Result<String> {
-        let body = json!({
-            "name": "bench",
-            "groups": ["*"],
-            "scopes": ["metrics:read", "events:write"],
-            "expires_at": null,
-        })
-        .to_string();
-        let (status, answer) = self.post(
-            &self.agent,
-            "/admin/v1/tokens",
-            ADMIN_TOKEN,
-            "application/json",
-            body.as_bytes(),
-        )?;
-        if status != 201 && status != 200 {
-            bail!(
-                "creating a token on {} answered {status}: {}",
-                self.url,
-                String::from_utf8_lossy(&answer)
-            );
-        }
-        let v: serde_json::Value = serde_json::from_slice(&answer)?;
-        Ok(v["token"]
-            .as_str()
-            .context("the token answer has no `token`")?
-            .to_string())
+        http::create_token(&self.agent, &self.url, ADMIN_TOKEN)
     }
 
     /// Waits until this node accepts `token` (a token created on another node reaches it
