@@ -328,12 +328,15 @@ impl FamilyStore {
         if i64::from(self.oldest) >= horizon {
             return;
         }
+        let mut oldest = u32::MAX;
         for s in &mut self.series {
             s.column.drop_before(horizon);
+            oldest = oldest.min(s.column.first().unwrap_or(u32::MAX));
         }
         self.total.drop_before(horizon);
-        // The total holds every slot any series holds.
-        self.oldest = self.total.first().unwrap_or(u32::MAX);
+        // Computed from the series, not the total: a family whose counters live in a warehouse
+        // holds markers in its series and nothing in its total (see `split`).
+        self.oldest = oldest;
     }
 
     /// The sum of every series of this family.
@@ -406,9 +409,11 @@ impl Interner {
 mod admission;
 mod column;
 mod compact;
+mod split;
 
 pub use admission::{Admission, LimitError, StateLimits};
 pub use compact::CompactStats;
+pub use split::Cell;
 
 #[cfg(test)]
 mod props;

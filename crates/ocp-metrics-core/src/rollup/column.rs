@@ -184,6 +184,19 @@ impl SlotColumn {
         self.debug_check();
     }
 
+    /// Makes the column hold `slot` alone, with zero counters, unless it already holds a later
+    /// slot: the marker a batch series keeps in memory when its counters live in a warehouse
+    /// (see `rollup::split`). It keeps the series alive exactly as long as its slots would.
+    pub(crate) fn mark_latest(&mut self, slot: u32) {
+        if self.slots.last().is_some_and(|&l| l >= slot) {
+            return;
+        }
+        self.slots.clear();
+        self.values.clear();
+        self.late.clear();
+        self.push(slot);
+    }
+
     /// Drops the slots before `horizon`.
     pub(crate) fn drop_before(&mut self, horizon: Slot) {
         let n = self.slots.partition_point(|&s| i64::from(s) < horizon);

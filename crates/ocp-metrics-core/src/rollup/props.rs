@@ -287,3 +287,60 @@ proptest! {
         }
     }
 }
+
+/// Applies `events` with their batch counters split into blocks ending before each index of
+/// `cuts`, as a cluster node keeping its batch history in a warehouse does: the node's own
+/// rollups and the blocks.
+fn split_at(events: &[Event], cuts: &[usize]) -> (Rollups, Vec<Rollups>) {
+    let now: Timestamp = NOW.parse().unwrap();
+    let mut main = Rollups::new();
+    let mut blocks = vec![Rollups::new()];
+    for (i, e) in events.iter().enumerate() {
+        if cuts.contains(&i) {
+            blocks.push(Rollups::new());
+        }
+        let block = blocks.last_mut().expect("one block at least");
+        main.apply_split(e, Horizons::at(now), block);
+    }
+    (main, blocks)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The node's rollups plus every block's cells answer every query exactly like rollups that
+    /// kept everything, and the node's rollups alone hold the same series and dimension values
+    /// (so admission limits, pickers and compaction decide the same), also after retention
+    /// dropped part of the history.
+    #[test]
+    fn batch_counters_split_into_blocks_add_up_to_the_whole(
+        sessions in prop::collection::vec(session_spec(), 1..12),
+        cuts in prop::collection::vec(0usize..60, 0..4),
+    ) {
+        let events = build(&sessions);
+        let full = rollups_of(&events);
+        let (mut main, blocks) = split_at(&events, &cuts);
+        let mut combined = main.clone();
+        for b in &blocks {
+            b.batch_cells(|c| combined.add_cell(c.group, c.family, &c.dims, c.slot, c.counters));
+        }
+        prop_assert_eq!(answers(&combined, "five_min", "hour"), answers(&full, "five_min", "hour"));
+        prop_assert_eq!(totals(&combined), totals(&full));
+        let cells: usize = blocks.iter().map(Rollups::batch_cell_count).sum();
+        prop_assert!(cells >= full.batch_cell_count(), "every cell is in some block");
+        let mut full = full;
+        let later: Timestamp = "2026-03-16T00:00:00Z".parse().unwrap();
+        for stage in [Horizons::at(NOW.parse().unwrap()), Horizons::at(later)] {
+            main.evict(stage);
+            full.evict(stage);
+            main.compact();
+            full.compact();
+            prop_assert_eq!(main.stats().series, full.stats().series);
+            for family in crate::metrics::Family::ALL {
+                for dim in 0..family.dims().len() {
+                    prop_assert_eq!(main.dimension_values("g", family, dim), full.dimension_values("g", family, dim));
+                }
+            }
+        }
+    }
+}
