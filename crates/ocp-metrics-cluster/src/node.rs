@@ -18,6 +18,7 @@
 //!   stream, and purges the stream below the older kept snapshot.
 
 pub mod apply;
+pub mod blocks;
 pub mod freshness;
 pub mod ingest;
 pub mod replica;
@@ -27,9 +28,10 @@ use crate::stream::StreamSettings;
 use crate::{ClusterError, EventStream, NatsOptions, SnapshotStore};
 use freshness::Freshness;
 use ocp_metrics_core::rollup::StateLimits;
-use ocp_metrics_core::{Answer, Clock, Family, Query, QueryError};
+use ocp_metrics_core::{Answer, Clock, Family, Query};
 use ocp_metrics_service::{
-    Backend, BoxFuture, Ingest, IngestError, IngestOutcome, OpenBackend, Queries, Sample,
+    Backend, BoxFuture, Ingest, IngestError, IngestOutcome, OpenBackend, Queries, QueryFailure,
+    Sample,
 };
 use parking_lot::{Mutex, RwLock};
 pub use replica::{Replica, Verdict};
@@ -335,9 +337,9 @@ impl Queries for Node {
         self.shared.clock.now()
     }
 
-    fn query(&self, q: &Query) -> Result<Answer, QueryError> {
+    fn query(&self, q: &Query) -> Result<Answer, QueryFailure> {
         let now = self.shared.clock.now();
-        self.shared.replica.read().rollups.query(q, now)
+        Ok(self.shared.replica.read().rollups.query(q, now)?)
     }
 
     fn dimension_values(&self, group: &str, family: Family, dim: usize) -> Vec<String> {

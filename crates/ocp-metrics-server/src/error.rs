@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocp_metrics_auth::{AuthError, OAuthError};
 use ocp_metrics_core::QueryError;
-use ocp_metrics_service::IngestError;
+use ocp_metrics_service::{IngestError, QueryFailure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -160,6 +160,21 @@ impl IntoResponse for ApiError {
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         ApiError::BadRequest(e.0)
+    }
+}
+
+impl From<QueryFailure> for ApiError {
+    fn from(e: QueryFailure) -> Self {
+        match e {
+            QueryFailure::Invalid(e) => e.into(),
+            QueryFailure::Unavailable {
+                message,
+                retry_after_seconds,
+            } => ApiError::Unavailable {
+                message,
+                retry_after_seconds,
+            },
+        }
     }
 }
 

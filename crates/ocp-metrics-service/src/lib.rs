@@ -61,7 +61,7 @@ pub trait Queries: Send + Sync {
     /// The backend's clock: what "now" is for query windows and retention.
     fn now(&self) -> Timestamp;
     /// Answers one query.
-    fn query(&self, q: &Query) -> Result<Answer, QueryError>;
+    fn query(&self, q: &Query) -> Result<Answer, QueryFailure>;
     /// Distinct values seen for dimension `dim` of `family` in `group`, sorted (for pickers).
     fn dimension_values(&self, group: &str, family: Family, dim: usize) -> Vec<String>;
     /// Groups that have any data, sorted.
@@ -76,6 +76,21 @@ pub trait Queries: Send + Sync {
     fn stale_since(&self) -> Option<Timestamp> {
         None
     }
+}
+
+/// Why a query got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryFailure {
+    /// The query asks for too much (an answer limit); the message says how to narrow it.
+    #[error(transparent)]
+    Invalid(#[from] QueryError),
+    /// Part of the data lives in a store that cannot be read now (a cluster's batch warehouse);
+    /// nothing is lost, and the same query will be answered once it is back.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after_seconds: u64,
+    },
 }
 
 /// What became of one ingest call.

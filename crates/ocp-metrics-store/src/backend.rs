@@ -2,9 +2,10 @@
 //! process. The binary chooses it (the default) by handing the server [`open_embedded`].
 
 use crate::engine::{Engine, EngineConfig};
-use ocp_metrics_core::{Answer, Clock, Event, Family, Query, QueryError};
+use ocp_metrics_core::{Answer, Clock, Event, Family, Query};
 use ocp_metrics_service::{
-    Backend, BoxFuture, Ingest, IngestError, IngestOutcome, OpenBackend, Queries, Sample,
+    Backend, BoxFuture, Ingest, IngestError, IngestOutcome, OpenBackend, Queries, QueryFailure,
+    Sample,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,8 +64,8 @@ impl Queries for Engine {
         Engine::now(self)
     }
 
-    fn query(&self, q: &Query) -> Result<Answer, QueryError> {
-        Engine::query(self, q)
+    fn query(&self, q: &Query) -> Result<Answer, QueryFailure> {
+        Ok(Engine::query(self, q)?)
     }
 
     fn dimension_values(&self, group: &str, family: Family, dim: usize) -> Vec<String> {

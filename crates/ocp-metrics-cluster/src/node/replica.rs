@@ -11,14 +11,16 @@
 //! at the same sequences on every node, whether it applied the stream from the start or from a
 //! snapshot.
 
+use super::blocks::BatchBlocks;
 use crate::record::EventRecord;
 use jiff::Timestamp;
 use ocp_metrics_core::rollup::{Admission, Horizons, StateLimits};
 use ocp_metrics_core::{Dedupe, Rollups};
 use serde::{Deserialize, Serialize};
 
-/// The node snapshot's payload version; see [`Replica::encode`].
-pub const REPLICA_FORMAT_VERSION: u32 = 1;
+/// The node snapshot's payload version; see [`Replica::encode`]. Version 2 added the batch
+/// blocks of a node whose batch history lives in a warehouse.
+pub const REPLICA_FORMAT_VERSION: u32 = 2;
 /// Stream milliseconds per eviction step.
 const EVICT_EVERY_MS: i64 = 1_000;
 /// Stream milliseconds per compaction step.
@@ -43,6 +45,9 @@ pub struct Replica {
     pub applied_sequence: u64,
     /// The largest `arrival_ms` applied: the replica's "now".
     pub stream_ms: i64,
+    /// `Some` when the batch history lives in a warehouse: the batch counters not yet written
+    /// there (see [`BatchBlocks`]); `rollups` then holds only a marker per batch series.
+    pub batch: Option<BatchBlocks>,
 }
 
 /// Why a snapshot payload could not be read.
@@ -60,11 +65,19 @@ pub enum ReplicaDecodeError {
     State(#[from] ocp_metrics_store::snapshot::SnapshotError),
 }
 
-/// The fields of a snapshot besides the state, after the version.
+/// The fields of a snapshot besides the state, after the version (format 1).
+#[derive(Serialize, Deserialize)]
+struct HeaderV1 {
+    applied_sequence: u64,
+    stream_ms: i64,
+}
+
+/// The fields of a snapshot besides the state, after the version (format 2).
 #[derive(Serialize, Deserialize)]
 struct Header {
     applied_sequence: u64,
     stream_ms: i64,
+    batch: Option<BatchBlocks>,
 }
 
 impl Replica {
@@ -78,6 +91,9 @@ impl Replica {
         );
         self.applied_sequence = sequence;
         self.advance_time(record.arrival_ms);
+        if let Some(blocks) = &mut self.batch {
+            blocks.before_message(self.stream_ms);
+        }
         let e = &record.event;
         let key = Dedupe::key(e.group.as_str(), &e.id);
         if self.dedupe.contains(key) {
@@ -93,7 +109,10 @@ impl Replica {
         // Remembered at the stream time, not at the publishing node's clock: a node whose clock
         // ran behind must not shorten the dedupe horizon of its events.
         self.dedupe.insert(key, self.stream_ms);
-        self.rollups.apply(e, horizons);
+        match &mut self.batch {
+            Some(blocks) => blocks.apply(&mut self.rollups, sequence, e, horizons),
+            None => self.rollups.apply(e, horizons),
+        }
         Verdict::Accepted
     }
 
@@ -129,6 +148,7 @@ impl Replica {
             &Header {
                 applied_sequence: self.applied_sequence,
                 stream_ms: self.stream_ms,
+                batch: self.batch.clone(),
             },
             out,
         )?;
@@ -144,12 +164,20 @@ impl Replica {
         let Some((version, rest)) = payload.split_first_chunk::<4>() else {
             return Err(ReplicaDecodeError::Short);
         };
-        match u32::from_le_bytes(*version) {
-            1 => {}
+        let (header, state): (Header, &[u8]) = match u32::from_le_bytes(*version) {
+            1 => {
+                let (h, state): (HeaderV1, &[u8]) =
+                    postcard::take_from_bytes(rest).map_err(ReplicaDecodeError::Header)?;
+                let header = Header {
+                    applied_sequence: h.applied_sequence,
+                    stream_ms: h.stream_ms,
+                    batch: None,
+                };
+                (header, state)
+            }
+            2 => postcard::take_from_bytes(rest).map_err(ReplicaDecodeError::Header)?,
             newer => return Err(ReplicaDecodeError::Newer(newer)),
-        }
-        let (header, state): (Header, &[u8]) =
-            postcard::take_from_bytes(rest).map_err(ReplicaDecodeError::Header)?;
+        };
         let (mut rollups, dedupe) = ocp_metrics_store::snapshot::decode(state)?;
         rollups.after_load();
         Ok(Replica {
@@ -157,6 +185,7 @@ impl Replica {
             dedupe,
             applied_sequence: header.applied_sequence,
             stream_ms: header.stream_ms,
+            batch: header.batch,
         })
     }
 }
@@ -164,7 +193,9 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ocp_metrics_core::{Endpoint, Event, EventKind, GroupName, Label, Query, QueryDraft};
+    use ocp_metrics_core::{
+        Endpoint, Event, EventKind, GroupName, Label, Query, QueryDraft, Rollups,
+    };
     use proptest::prelude::*;
 
     /// 2024-03-27T12:00:00Z.
@@ -192,7 +223,11 @@ mod tests {
 
     /// Every group's answer to one real-time and one batch query, as text.
     fn answers(r: &Replica) -> String {
-        let now = Timestamp::from_millisecond(r.stream_ms.max(T0_MS) + 60_000).unwrap();
+        answers_of(&r.rollups, r.stream_ms)
+    }
+
+    fn answers_of(rollups: &Rollups, stream_ms: i64) -> String {
+        let now = Timestamp::from_millisecond(stream_ms.max(T0_MS) + 60_000).unwrap();
         let mut out = String::new();
         for group in ["acme", "globex"] {
             for (endpoint, metric, downsampling) in [
@@ -208,7 +243,7 @@ mod tests {
                     ..QueryDraft::default()
                 };
                 let q = Query::parse(endpoint, draft, now).unwrap();
-                out += &format!("{:?}\n", r.rollups.query(&q, now).unwrap());
+                out += &format!("{:?}\n", rollups.query(&q, now).unwrap());
             }
         }
         out
@@ -259,7 +294,79 @@ mod tests {
         Ok(())
     }
 
+    /// A warehouse-mode replica's answers: its rollups plus the cells of the blocks written to
+    /// the (simulated) warehouse and of the blocks it holds.
+    fn answers_with_warehouse(r: &Replica, warehouse: &[Rollups]) -> String {
+        let blocks = r.batch.as_ref().expect("warehouse mode");
+        let mut all = r.rollups.clone();
+        for cells in warehouse.iter().chain(blocks.held().map(|b| b.cells())) {
+            cells.batch_cells(|c| all.add_cell(c.group, c.family, &c.dims, c.slot, c.counters));
+        }
+        answers_of(&all, r.stream_ms)
+    }
+
+    /// Applies `records[from..to]` to a warehouse-mode replica, writing every pending block to
+    /// `warehouse` after every `write_every` messages, as the writer task would.
+    fn apply_writing(
+        r: &mut Replica,
+        records: &[EventRecord],
+        (from, to): (usize, usize),
+        write_every: usize,
+        warehouse: &mut Vec<Rollups>,
+        limits: &StateLimits,
+    ) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        for (i, rec) in records.iter().enumerate().take(to).skip(from) {
+            out.push(r.apply(i as u64 + 1, rec, limits));
+            if (i + 1) % write_every == 0 {
+                let blocks = r.batch.as_mut().expect("warehouse mode");
+                let written: Vec<(u64, Rollups)> = blocks
+                    .pending()
+                    .map(|b| (b.name(), b.cells().clone()))
+                    .collect();
+                if let Some((last, _)) = written.last() {
+                    let last = *last;
+                    warehouse.extend(written.into_iter().map(|(_, cells)| cells));
+                    blocks.written_through(last);
+                }
+            }
+        }
+        out
+    }
+
     proptest! {
+        /// A node whose batch history goes to a warehouse, started from a snapshot taken at any
+        /// point, with blocks written at any pace, decides every message and answers every
+        /// query exactly like a node that keeps everything in memory: the blocks it holds plus
+        /// the blocks written add up to the whole, and none is counted twice.
+        #[test]
+        fn warehouse_mode_answers_and_decides_like_memory_mode(
+            gaps in proptest::collection::vec(0i64..400_000, 1..60),
+            ids in proptest::collection::vec(0usize..40, 1..60),
+            cut in 0usize..60,
+            write_every in 1usize..20,
+            tight in any::<bool>(),
+        ) {
+            let records = records(&gaps, &ids);
+            let cut = cut.min(records.len());
+            let limits = if tight {
+                StateLimits { dimension_values_max: 2, rt_sessions_per_group_max: 3, series_per_group_max: 4 }
+            } else {
+                StateLimits::default()
+            };
+            let mut memory = Replica::default();
+            let want: Vec<Verdict> = records.iter().enumerate().map(|(i, r)| memory.apply(i as u64 + 1, r, &limits)).collect();
+            let mut warehouse = Vec::new();
+            let mut first = Replica { batch: Some(BatchBlocks::default()), ..Replica::default() };
+            let mut got = apply_writing(&mut first, &records, (0, cut), write_every, &mut warehouse, &limits);
+            let mut resumed = Replica::decode(&first.encode().unwrap()).unwrap();
+            prop_assert_eq!(answers_with_warehouse(&resumed, &warehouse), answers_with_warehouse(&first, &warehouse));
+            got.extend(apply_writing(&mut resumed, &records, (cut, records.len()), write_every, &mut warehouse, &limits));
+            prop_assert_eq!(want, got);
+            prop_assert_eq!(answers(&memory), answers_with_warehouse(&resumed, &warehouse));
+            prop_assert_eq!(memory.rollups.stats().series, resumed.rollups.stats().series);
+        }
+
         /// A node that starts from a snapshot taken at any point and applies the rest ends up
         /// answering exactly like a node that applied everything: the property that makes
         /// snapshots, and nodes joining late, safe.
@@ -311,9 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn a_format_1_payload_still_reads_as_a_memory_mode_replica() {
+        let mut r = Replica::default();
+        r.apply(1, &record(0, T0_MS, "a"), &StateLimits::default());
+        let mut v1 = 1u32.to_le_bytes().to_vec();
+        v1 = postcard::to_extend(
+            &HeaderV1 {
+                applied_sequence: r.applied_sequence,
+                stream_ms: r.stream_ms,
+            },
+            v1,
+        )
+        .unwrap();
+        v1.extend(ocp_metrics_store::snapshot::encode(&r.rollups, &r.dedupe).unwrap());
+        let back = Replica::decode(&v1).unwrap();
+        assert_eq!((back.applied_sequence, back.stream_ms), (1, r.stream_ms));
+        assert!(back.batch.is_none());
+        assert_eq!(answers(&back), answers(&r));
+    }
+
+    #[test]
     fn a_payload_from_a_newer_build_is_refused_with_a_reason() {
         let mut payload = Replica::default().encode().unwrap();
-        payload[..4].copy_from_slice(&2u32.to_le_bytes());
+        payload[..4].copy_from_slice(&(REPLICA_FORMAT_VERSION + 1).to_le_bytes());
         let err = Replica::decode(&payload).unwrap_err().to_string();
         assert!(err.contains("newer than this build"), "{err}");
         assert!(matches!(

@@ -99,7 +99,10 @@ impl Rollups {
         slot: u32,
         counters: &[u64],
     ) {
-        let g = self.groups.entry(group.into()).or_insert_with(GroupState::new);
+        let g = self
+            .groups
+            .entry(group.into())
+            .or_insert_with(GroupState::new);
         let store = &mut g.families[family.index()];
         let series = store.series_for(dims);
         let n = family.columns().min(counters.len());
@@ -107,7 +110,14 @@ impl Rollups {
     }
 
     /// Adds every cell of `other` in `group` and `family` with slot in `[lo, hi)`.
-    pub fn add_cells_of(&mut self, other: &Rollups, group: &str, family: Family, lo: Slot, hi: Slot) {
+    pub fn add_cells_of(
+        &mut self,
+        other: &Rollups,
+        group: &str,
+        family: Family,
+        lo: Slot,
+        hi: Slot,
+    ) {
         let Some(g) = other.group(group) else {
             return;
         };
