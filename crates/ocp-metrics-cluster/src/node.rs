@@ -23,6 +23,7 @@ pub mod freshness;
 pub mod ingest;
 pub mod replica;
 pub mod snapshots;
+pub mod warehouse;
 
 use crate::stream::StreamSettings;
 use crate::{ClusterError, EventStream, NatsOptions, SnapshotStore};
@@ -55,6 +56,9 @@ pub struct NodeConfig {
     /// The fewest messages a purge leaves before the stream's end (see
     /// [`snapshots::PURGE_KEEP_MESSAGES_MIN`], the default).
     pub stream_keep_messages_min: u64,
+    /// Where the batch history lives, when not in memory (see [`warehouse`]). Every node of a
+    /// cluster must agree: a cluster started with one keeps it.
+    pub warehouse: Option<Arc<dyn ocp_metrics_warehouse::Warehouse>>,
 }
 
 /// Default of [`NodeConfig::snapshot_interval_seconds`]: a node that starts replays at most
@@ -113,6 +117,8 @@ pub(crate) struct Shared {
     /// A snapshot the snapshot task asked for; the apply task encodes it between batches (see
     /// [`snapshots`]).
     pub snapshot_request: Mutex<Option<snapshots::Request>>,
+    /// The batch warehouse, when the batch history lives there.
+    pub warehouse: Option<Arc<warehouse::WarehouseLink>>,
 }
 
 /// Counters the node keeps about itself, for `/metrics`.
@@ -156,7 +162,22 @@ impl Node {
         // Taken before the stream's end is read: the node is current as of this moment once it
         // has applied that end, not as of when it finished.
         let checked_at = (std::time::Instant::now(), clock.now());
-        let (replica, target) = start_point(&stream, &snapshots).await?;
+        let (mut replica, target) = start_point(&stream, &snapshots).await?;
+        let warehouse = match config.warehouse {
+            Some(w) => {
+                let link = retrying("open the warehouse bucket", || {
+                    warehouse::WarehouseLink::open(client.clone(), config.replicas, w.clone())
+                })
+                .await?;
+                let watermark =
+                    retrying("read the warehouse watermark", || link.watermark()).await?;
+                tracing::info!(watermark, "cluster node: batch history in the warehouse");
+                Some((Arc::new(link), watermark))
+            }
+            None => None,
+        };
+        set_batch_mode(&mut replica, warehouse.as_ref().map(|(_, w)| *w))?;
+        let warehouse = warehouse.map(|(link, _)| link);
         let from = replica.applied_sequence;
         tracing::info!(
             snapshot_sequence = from,
@@ -178,6 +199,7 @@ impl Node {
             counters: NodeCounters::default(),
             halted: watch::Sender::new(None),
             snapshot_request: Mutex::new(None),
+            warehouse,
         });
         let c = &shared.counters;
         c.started_from_sequence.store(from, Ordering::Relaxed);
@@ -185,6 +207,10 @@ impl Node {
         // catch-up is replaced too.
         c.stream_last_sequence.store(target, Ordering::Relaxed);
         let mut tasks = vec![tokio::spawn(apply::run(shared.clone(), reader))];
+        if let Some(link) = &shared.warehouse {
+            // Before the catch-up: it forgets the blocks already written as they close.
+            tasks.push(tokio::spawn(warehouse::run(shared.clone(), link.clone())));
+        }
         let mut applied = shared.applied.subscribe();
         let mut halted = shared.halted.subscribe();
         tokio::select! {
@@ -254,6 +280,36 @@ async fn start_point(
             "cluster node: the stream was purged past the snapshot just read; reading the newest again"
         );
     }
+}
+
+/// Puts a replica in the batch mode the node runs in: `Some(watermark)` when the batch history
+/// lives in a warehouse. A replica that already holds state in the other mode is refused: its
+/// batch history is where the other mode put it.
+fn set_batch_mode(replica: &mut Replica, warehouse: Option<u64>) -> Result<(), ClusterError> {
+    let fresh = replica.applied_sequence == 0;
+    match (warehouse, &mut replica.batch) {
+        (Some(w), Some(blocks)) => blocks.written_through(w),
+        (Some(w), None) if fresh => {
+            let mut blocks = blocks::BatchBlocks::default();
+            blocks.written_through(w);
+            replica.batch = Some(blocks);
+        }
+        (None, None) => {}
+        (None, Some(_)) if fresh => replica.batch = None,
+        (Some(_), None) => {
+            return Err(ClusterError::Mismatch(format!(
+                "this cluster keeps its batch history in memory (its snapshot at sequence {} says so), so it cannot move it to ClickHouse by a restart; run the nodes without --clickhouse-url, or start a new cluster (a new stream) with it",
+                replica.applied_sequence
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(ClusterError::Mismatch(format!(
+                "this cluster keeps its batch history in ClickHouse (its snapshot at sequence {} says so); start the node with the same --clickhouse-url and --clickhouse-database as the others",
+                replica.applied_sequence
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A stored snapshot as a replica.
@@ -338,8 +394,15 @@ impl Queries for Node {
     }
 
     fn query(&self, q: &Query) -> Result<Answer, QueryFailure> {
-        let now = self.shared.clock.now();
-        Ok(self.shared.replica.read().rollups.query(q, now)?)
+        match &self.shared.warehouse {
+            Some(link) if !q.endpoint.family().is_realtime() => {
+                warehouse::query(&self.shared, link, q)
+            }
+            _ => {
+                let now = self.shared.clock.now();
+                Ok(self.shared.replica.read().rollups.query(q, now)?)
+            }
+        }
     }
 
     fn dimension_values(&self, group: &str, family: Family, dim: usize) -> Vec<String> {
@@ -475,5 +538,67 @@ fn samples(s: &Shared) -> Vec<Sample> {
         ),
     ];
     out.extend(ocp_metrics_service::rollup_samples(&stats));
+    if let Some(link) = &s.warehouse {
+        out.extend(warehouse_samples(s, link));
+    }
     out
+}
+
+fn warehouse_samples(s: &Shared, link: &warehouse::WarehouseLink) -> Vec<Sample> {
+    let c = &link.counters;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (pending_events, written, held_cells) = {
+        let replica = s.replica.read();
+        replica.batch.as_ref().map_or((0, 0, 0), |b| {
+            (
+                b.pending_events(),
+                b.written(),
+                b.held()
+                    .map(|x| x.cells().batch_cell_count())
+                    .sum::<usize>(),
+            )
+        })
+    };
+    vec![
+        Sample::counter(
+            "warehouse_blocks_written_total",
+            "Batch blocks this node wrote to the warehouse (as the writer).",
+            load(&c.blocks_written),
+        ),
+        Sample::counter(
+            "warehouse_write_failures_total",
+            "Batch block writes that failed and were retried.",
+            load(&c.write_failures),
+        ),
+        Sample::counter(
+            "warehouse_read_failures_total",
+            "Batch queries answered 503 because the warehouse could not be read.",
+            load(&c.read_failures),
+        ),
+        Sample::counter(
+            "warehouse_partitions_dropped_total",
+            "Warehouse partitions dropped by retention (by this node, as the writer).",
+            load(&c.partitions_dropped),
+        ),
+        Sample::gauge(
+            "warehouse_writer",
+            "1 while this node holds the warehouse writer's lease.",
+            load(&c.writer) as f64,
+        ),
+        Sample::gauge(
+            "warehouse_watermark",
+            "The last block known written to the warehouse, as a stream sequence.",
+            written.max(load(&c.watermark)) as f64,
+        ),
+        Sample::gauge(
+            "warehouse_pending_events",
+            "Events whose batch counters wait in closed blocks not yet written.",
+            pending_events as f64,
+        ),
+        Sample::gauge(
+            "warehouse_held_cells",
+            "Batch cells held in memory (open and pending blocks).",
+            held_cells as f64,
+        ),
+    ]
 }

@@ -22,6 +22,7 @@ use ocp_metrics_server::{
 };
 use ocp_metrics_service::OpenBackend;
 use ocp_metrics_store::{EngineConfig, FileLogOptions, StateLimits};
+use ocp_metrics_warehouse::{ClickHouseConfig, ClickHouseWarehouse, Warehouse};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -189,6 +190,19 @@ struct ServeArgs {
     /// further behind loads the newest snapshot first.
     #[arg(long, env = "OCP_METRICS_STREAM_KEEP_MESSAGES_MIN", default_value_t = PURGE_KEEP_MESSAGES_MIN)]
     stream_keep_messages_min: u64,
+    /// Cluster mode: keep the batch history (720 days of 15-minute slots) in this ClickHouse
+    /// server (`http://host:port`) instead of every node's memory. Every node of a cluster must
+    /// be given the same. Credentials come from the environment, never from arguments:
+    /// OCPM_CLICKHOUSE_USER with OCPM_CLICKHOUSE_PASSWORD or OCPM_CLICKHOUSE_PASSWORD_FILE.
+    #[arg(long, env = "OCP_METRICS_CLICKHOUSE_URL", value_name = "URL")]
+    clickhouse_url: Option<String>,
+    /// The ClickHouse database for the batch history; created with its table when missing.
+    #[arg(
+        long,
+        env = "OCP_METRICS_CLICKHOUSE_DATABASE",
+        default_value = "ocp_metrics"
+    )]
+    clickhouse_database: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -314,6 +328,11 @@ async fn mode(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Credentials, OpenBackend)> {
     let Some(servers) = &args.nats else {
+        if args.clickhouse_url.is_some() {
+            anyhow::bail!(
+                "--clickhouse-url needs --nats: ClickHouse holds a cluster's batch history; the embedded mode keeps its own in its data dir, and stays as it is"
+            );
+        }
         let registry = open_file_registry(&args.data_dir, auth, clock.clone())
             .context("opening the API clients and tokens")?;
         let backend =
@@ -351,8 +370,36 @@ async fn mode(
         limits: state_limits(args),
         snapshot_interval_seconds: args.snapshot_interval_seconds,
         stream_keep_messages_min: args.stream_keep_messages_min,
+        warehouse: warehouse(args)?,
     };
     Ok((Credentials::Later(registry), open_node(config, clock)))
+}
+
+/// The batch warehouse the flags name, if any, with its credentials from the environment.
+fn warehouse(args: &ServeArgs) -> anyhow::Result<Option<Arc<dyn Warehouse>>> {
+    let Some(url) = &args.clickhouse_url else {
+        return Ok(None);
+    };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let password = match (
+        env("OCPM_CLICKHOUSE_PASSWORD"),
+        env("OCPM_CLICKHOUSE_PASSWORD_FILE"),
+    ) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "both OCPM_CLICKHOUSE_PASSWORD and OCPM_CLICKHOUSE_PASSWORD_FILE are set; keep one"
+        ),
+        (Some(p), None) => Some(p),
+        (None, Some(path)) => Some(read_token_file(Path::new(&path))?),
+        (None, None) => None,
+    };
+    let config = ClickHouseConfig::parse(
+        url,
+        &args.clickhouse_database,
+        env("OCPM_CLICKHOUSE_USER"),
+        password,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(Some(Arc::new(ClickHouseWarehouse::new(&config))))
 }
 
 /// The bounds on one group's state, from the `serve` flags.

@@ -37,6 +37,17 @@ pub(crate) async fn ingest(
             "this node cannot reach NATS; nothing of the request was accepted: retry on another node, or here after Retry-After".into(),
         ));
     }
+    let waiting = shared
+        .replica
+        .read()
+        .batch
+        .as_ref()
+        .map_or(0, |b| b.pending_events());
+    if waiting >= super::warehouse::PENDING_EVENTS_MAX {
+        // Backpressure, not a drop: the batch counters of these events would have to wait in
+        // memory too, beyond the bound.
+        return Err(IngestError::Overloaded);
+    }
     let arrival_ms = shared.clock.now().as_millisecond();
     let mut outcome = IngestOutcome::default();
     let fresh = known_duplicates(shared, &events, &mut outcome);
