@@ -85,6 +85,44 @@ pub struct CredentialsKv {
     js: Context,
 }
 
+/// Creates a key-value bucket (history 1, file storage, `replicas` copies), or checks that the
+/// existing one has as many replicas, and opens it.
+pub async fn open_bucket(
+    js: &Context,
+    bucket: &str,
+    description: &str,
+    value_bytes_max: i32,
+    replicas: usize,
+) -> Result<kv::Store, ClusterError> {
+    let stream_name = format!("KV_{bucket}");
+    let what = format!("open the bucket {bucket}");
+    if let Some(info) = crate::existing_stream(js, &stream_name).await? {
+        check_same(&stream_name, "replicas", info.config.num_replicas, replicas)?;
+        return js.get_key_value(bucket).await.map_err(|e| js_error(&what, e));
+    }
+    // async-nats 0.46's `create_key_value` first asks for the account's info, and its parser
+    // requires fields nats-server 2.9 does not send (`reserved_memory`), so the bucket's
+    // stream is created here as the KV specification (NATS ADR-8) lays it out and then
+    // opened as a bucket.
+    js.create_stream(stream::Config {
+        name: stream_name,
+        description: Some(description.into()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_message_size: value_bytes_max,
+        storage: StorageType::File,
+        num_replicas: replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| js_error(&format!("create the bucket {bucket}"), e))?;
+    js.get_key_value(bucket).await.map_err(|e| js_error(&what, e))
+}
+
 impl CredentialsKv {
     /// Creates the bucket (history 1, file storage, `replicas` copies), or checks that the
     /// existing one has as many replicas.
@@ -93,39 +131,14 @@ impl CredentialsKv {
         replicas: usize,
     ) -> Result<CredentialsKv, ClusterError> {
         let js = crate::jetstream_context(client);
-        let stream_name = format!("KV_{CREDENTIALS_BUCKET}");
-        if let Some(info) = crate::existing_stream(&js, &stream_name).await? {
-            check_same(&stream_name, "replicas", info.config.num_replicas, replicas)?;
-            let store = js
-                .get_key_value(CREDENTIALS_BUCKET)
-                .await
-                .map_err(|e| js_error("open the credentials bucket", e))?;
-            return Ok(CredentialsKv { store, js });
-        }
-        // async-nats 0.46's `create_key_value` first asks for the account's info, and its parser
-        // requires fields nats-server 2.9 does not send (`reserved_memory`), so the bucket's
-        // stream is created here as the KV specification (NATS ADR-8) lays it out and then
-        // opened as a bucket.
-        js.create_stream(stream::Config {
-            name: stream_name,
-            description: Some("ocp-metrics clients, tokens and signing key".into()),
-            subjects: vec![format!("$KV.{CREDENTIALS_BUCKET}.>")],
-            max_messages_per_subject: 1,
-            max_message_size: CREDENTIAL_VALUE_BYTES_MAX,
-            storage: StorageType::File,
-            num_replicas: replicas,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: DiscardPolicy::New,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| js_error("create the credentials bucket", e))?;
-        let store = js
-            .get_key_value(CREDENTIALS_BUCKET)
-            .await
-            .map_err(|e| js_error("open the credentials bucket", e))?;
+        let store = open_bucket(
+            &js,
+            CREDENTIALS_BUCKET,
+            "ocp-metrics clients, tokens and signing key",
+            CREDENTIAL_VALUE_BYTES_MAX,
+            replicas,
+        )
+        .await?;
         Ok(CredentialsKv { store, js })
     }
 

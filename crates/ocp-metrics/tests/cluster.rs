@@ -12,6 +12,8 @@ mod reliability;
 mod support;
 
 use ocp_metrics_cluster::testing::NatsCluster;
+use ocp_metrics_core::Endpoint;
+use ocp_metrics_warehouse::testing::TestClickHouse;
 use reliability::{
     Batching, Line, Proc, Rng, Target, compare_all, deliver, generate, into_requests, post,
 };
@@ -215,12 +217,57 @@ fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_through_kills() {
+    through_kills(None);
+}
+
+/// The same with the batch history in ClickHouse, which is also killed for
+/// [`CLICKHOUSE_OUTAGE`] under ingest: batch queries answer 503 with `Retry-After` meanwhile,
+/// and afterwards every batch answer equals the embedded mode's (the recomputation).
+#[test]
+fn the_same_with_the_batch_history_in_clickhouse_killed_and_restarted_under_ingest() {
+    through_kills(Some(TestClickHouse::start()));
+}
+
+/// How long ClickHouse stays down under ingest in the ClickHouse variant.
+const CLICKHOUSE_OUTAGE: Duration = Duration::from_secs(20);
+
+/// The nodes' arguments for the ClickHouse variant.
+fn clickhouse_args(ch: &TestClickHouse) -> Vec<String> {
+    vec![
+        "--clickhouse-url".into(),
+        ch.url(),
+        "--clickhouse-database".into(),
+        "cluster_test".into(),
+    ]
+}
+
+/// The sum of one metric over the nodes.
+fn total(nodes: &[Proc], name: &str) -> f64 {
+    nodes
+        .iter()
+        .map(|n| n.metrics().get(name).copied().unwrap_or(0.0))
+        .sum()
+}
+
+/// A batch query's status and `Retry-After` on `node`.
+fn batch_query_status(node: &Proc, token: &str) -> Option<(u16, Option<String>)> {
+    let (endpoint, query) = reliability::all_queries(&["acme"])
+        .into_iter()
+        .find(|(e, _)| !e.family().is_realtime())
+        .expect("a batch query");
+    let url = format!("{}{}", node.base_url, endpoint.path());
+    post_with_headers(&url, token, "application/json", &query.to_string())
+        .map(|a| (a.status, a.retry_after))
+}
+
+fn through_kills(mut clickhouse: Option<TestClickHouse>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut nats = rt.block_on(NatsCluster::start(NODES));
-    let args = node_args(&nats.urls().join(","));
+    let mut args = node_args(&nats.urls().join(","));
+    args.extend(clickhouse.as_ref().map(clickhouse_args).unwrap_or_default());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let root = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Proc> = (0..NODES)
@@ -286,6 +333,30 @@ fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_throug
     wait_until("a third answered", REQUEST_DEADLINE, || {
         answered() >= total_requests / 3
     });
+    if let Some(ch) = &mut clickhouse {
+        // Once a block is in ClickHouse, batch answers need it: they must wait for it, never
+        // leave it out.
+        wait_until("a batch block written", CONVERGE_DEADLINE, || {
+            total(&nodes, "ocp_metrics_warehouse_blocks_written_total") > 0.0
+        });
+        ch.kill();
+        let stopped = Instant::now();
+        wait_until(
+            "batch queries refused while ClickHouse is down",
+            CONVERGE_DEADLINE,
+            || {
+                batch_query_status(&nodes[2], &token)
+                    .is_some_and(|(status, retry)| status == 503 && retry.is_some())
+            },
+        );
+        let before = answered();
+        std::thread::sleep(CLICKHOUSE_OUTAGE.saturating_sub(stopped.elapsed()));
+        assert!(
+            answered() > before || answered() == total_requests,
+            "ingest went on while ClickHouse was down"
+        );
+        ch.restart();
+    }
     nodes[1].kill9();
     nats.kill(0);
     wait_until("two thirds answered", REQUEST_DEADLINE, || {
@@ -348,6 +419,14 @@ fn three_nodes_on_three_nats_servers_lose_nothing_and_count_nothing_twice_throug
         "the wiped node started from a snapshot: {metrics:?}\nsnapshot lines of the nodes' logs:\n{}",
         snapshot_log_lines(&nodes)
     );
+    if let Some(ch) = &clickhouse {
+        let rows: u64 = ch
+            .exec("SELECT count() FROM cluster_test.batch_slots")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(rows > 0, "the batch history went to ClickHouse");
+    }
     eprintln!(
         "cluster test: {} events acknowledged, {} failed attempts retried, wiped node ready in {catch_up:?}",
         lines.len(),
@@ -579,5 +658,148 @@ fn a_node_cut_off_while_the_stream_is_purged_past_it_catches_up_completely() {
     eprintln!(
         "purge test: node B took a snapshot {} time(s) to resume",
         metric(&b, "ocp_metrics_cluster_snapshot_reloads_total")
+    );
+}
+
+/// Days of history the 720-day test spreads its sessions over (the batch retention is 720).
+const HISTORY_DAYS: i64 = 718;
+
+/// `generate`'s sessions moved back in time, session `s` of `n` by about `s * HISTORY_DAYS / n`
+/// days, so that they cover the whole batch retention.
+fn history(sessions: u64) -> Vec<String> {
+    let lines = generate(&mut Rng(11), sessions, "h");
+    let day_ms = 86_400_000;
+    lines
+        .iter()
+        .filter(|l| l.valid)
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(&l.json).unwrap();
+            let session: i64 = v["session_id"].as_str().unwrap()["h-s".len()..]
+                .parse()
+                .unwrap();
+            let shift = session * HISTORY_DAYS / sessions as i64 * day_ms;
+            for field in ["time", "started_at"] {
+                if let Some(t) = v[field].as_str() {
+                    let t: jiff::Timestamp = t.parse().unwrap();
+                    let moved =
+                        jiff::Timestamp::from_millisecond(t.as_millisecond() - shift).unwrap();
+                    v[field] = Value::String(moved.to_string());
+                }
+            }
+            v.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_720_day_batch_query_from_clickhouse_equals_the_embedded_answer() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let nats = rt.block_on(NatsCluster::start(1));
+    let ch = TestClickHouse::start();
+    let root = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--nats".to_string(),
+        nats.url(0),
+        "--nats-replicas".into(),
+        "1".into(),
+    ];
+    args.extend(clickhouse_args(&ch));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let logs = root.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut node = Proc::new(&root.path().join("data"), &logs, &args);
+    node.start_ready();
+    let token = node.create_token();
+    let lines = history(1_500);
+    for chunk in lines.chunks(1_000) {
+        let body: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+        let (status, text) = post(
+            &format!("{}/ingest/v1/events", node.base_url),
+            Some(&token),
+            "application/x-ndjson",
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{text}");
+    }
+    // The history's last block closes when the stream time enters a new window; then it is
+    // written, and memory holds nothing of the history.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let nudge = generate(&mut Rng(12), 1, "n").remove(0).json;
+    let (status, _) = post(
+        &format!("{}/ingest/v1/events", node.base_url),
+        Some(&token),
+        "application/x-ndjson",
+        format!("{nudge}\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    wait_until(
+        "the history written to ClickHouse",
+        CONVERGE_DEADLINE,
+        || {
+            node.metrics()["ocp_metrics_warehouse_pending_events"] == 0.0
+                && node.metrics()["ocp_metrics_warehouse_blocks_written_total"] > 0.0
+        },
+    );
+    let mut counted: Vec<&str> = lines.iter().map(String::as_str).collect();
+    counted.push(&nudge);
+    let rollups = reliability::recompute(&reliability::parse_events(counted.iter().copied()));
+    let mut compared = 0;
+    for endpoint in [
+        Endpoint::V3BatchSessions,
+        Endpoint::V3BatchDialogs,
+        Endpoint::V3BatchMiniapps,
+    ] {
+        let dims = endpoint.family().dims();
+        for (downsampling, timezone, drilldown) in [
+            ("day", "Asia/Kathmandu", true),
+            ("month", "America/New_York", false),
+            ("week", "Asia/Kolkata", true),
+            ("year", "UTC", false),
+        ] {
+            let body = serde_json::json!({
+                "metrics": endpoint.metrics().iter().map(|m| m.name).collect::<Vec<_>>(),
+                "filters": {dims[0]: [], "channel": []},
+                "start": "2022/04/08 00:00:00",
+                "end": "2024/03/27 06:00:00",
+                "group": "acme",
+                "downsampling": downsampling,
+                "drilldown": drilldown,
+                "timezone": timezone,
+            });
+            let want = reliability::expected_answer(&rollups, endpoint, &body);
+            let (status, got) = post(
+                &format!("{}{}", node.base_url, endpoint.path()),
+                Some(&token),
+                "application/json",
+                body.to_string().as_bytes(),
+            )
+            .unwrap();
+            assert_eq!(status, 200, "{got}");
+            assert_eq!(got, want, "{} {body}", endpoint.path());
+            compared += 1;
+        }
+    }
+    let rows: u64 = ch
+        .exec("SELECT count() FROM cluster_test.batch_slots")
+        .trim()
+        .parse()
+        .unwrap();
+    let slots: u64 = ch
+        .exec("SELECT uniqExact(slot) FROM cluster_test.batch_slots")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        slots > 500,
+        "the history spans the retention: {slots} distinct slots in {rows} rows"
+    );
+    eprintln!(
+        "720-day test: {} events, {rows} rows over {slots} slots in ClickHouse, {compared} answers equal",
+        lines.len()
     );
 }

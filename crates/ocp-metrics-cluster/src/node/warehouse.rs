@@ -24,7 +24,7 @@
 //! `Retry-After`; nothing acknowledged is lost, and the writer catches up when it returns.
 
 use super::Shared;
-use crate::{ClusterError, js_error};
+use crate::ClusterError;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use jiff::Timestamp;
@@ -57,6 +57,8 @@ const MAINTAIN_EVERY_MS: u64 = 60_000;
 /// What a batch query's 503 asks the client to wait.
 const READ_RETRY_AFTER_SECONDS: u64 = 5;
 const WATERMARK_KEY: &str = "written";
+/// The bucket's values are a node id or a sequence number.
+const BUCKET_VALUE_BYTES_MAX: i32 = 1024;
 const LEASE_KEY: &str = "writer";
 
 /// The warehouse and its bucket, shared by the node's tasks.
@@ -90,20 +92,15 @@ impl WarehouseLink {
         replicas: usize,
         warehouse: Arc<dyn Warehouse>,
     ) -> Result<WarehouseLink, ClusterError> {
-        let js = async_nats::jetstream::new(client);
-        let bucket = match js.get_key_value(WAREHOUSE_BUCKET).await {
-            Ok(b) => b,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: WAREHOUSE_BUCKET.to_string(),
-                    history: 1,
-                    num_replicas: replicas,
-                    max_value_size: 1024,
-                    ..kv::Config::default()
-                })
-                .await
-                .map_err(|e| js_error("create the warehouse bucket", e))?,
-        };
+        let js = crate::jetstream_context(client);
+        let bucket = crate::kv::open_bucket(
+            &js,
+            WAREHOUSE_BUCKET,
+            "ocp-metrics batch warehouse: the writer's lease and the watermark",
+            BUCKET_VALUE_BYTES_MAX,
+            replicas,
+        )
+        .await?;
         Ok(WarehouseLink {
             warehouse,
             bucket,
