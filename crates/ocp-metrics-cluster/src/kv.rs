@@ -98,7 +98,10 @@ pub async fn open_bucket(
     let what = format!("open the bucket {bucket}");
     if let Some(info) = crate::existing_stream(js, &stream_name).await? {
         check_same(&stream_name, "replicas", info.config.num_replicas, replicas)?;
-        return js.get_key_value(bucket).await.map_err(|e| js_error(&what, e));
+        return js
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| js_error(&what, e));
     }
     // async-nats 0.46's `create_key_value` first asks for the account's info, and its parser
     // requires fields nats-server 2.9 does not send (`reserved_memory`), so the bucket's
@@ -120,7 +123,9 @@ pub async fn open_bucket(
     })
     .await
     .map_err(|e| js_error(&format!("create the bucket {bucket}"), e))?;
-    js.get_key_value(bucket).await.map_err(|e| js_error(&what, e))
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| js_error(&what, e))
 }
 
 impl CredentialsKv {

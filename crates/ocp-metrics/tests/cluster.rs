@@ -75,6 +75,7 @@ fn produce(
     targets: Arc<RwLock<Targets>>,
     acked: Arc<Mutex<BTreeSet<String>>>,
     tally: Arc<Tally>,
+    pace: Duration,
 ) {
     // Both the choice of a node and the move past one that failed use it.
     let node = std::cell::Cell::new(first);
@@ -106,6 +107,7 @@ fn produce(
             .fetch_add(answer["accepted"].as_u64().unwrap(), Ordering::Relaxed);
         tally.answered_requests.fetch_add(1, Ordering::SeqCst);
         node.set((node.get() + 1) % NODES);
+        std::thread::sleep(pace);
     }
 }
 
@@ -230,6 +232,9 @@ fn the_same_with_the_batch_history_in_clickhouse_killed_and_restarted_under_inge
 
 /// How long ClickHouse stays down under ingest in the ClickHouse variant.
 const CLICKHOUSE_OUTAGE: Duration = Duration::from_secs(20);
+/// The pause after each request in the ClickHouse variant, so that ingest goes on for longer
+/// than the outage (about 60 requests per producer).
+const CLICKHOUSE_VARIANT_PACE: Duration = Duration::from_millis(600);
 
 /// The nodes' arguments for the ClickHouse variant.
 fn clickhouse_args(ch: &TestClickHouse) -> Vec<String> {
@@ -318,12 +323,17 @@ fn through_kills(mut clickhouse: Option<TestClickHouse>) {
         let first = second.drain(..mid).collect();
         vec![first, second]
     };
+    let pace = if clickhouse.is_some() {
+        CLICKHOUSE_VARIANT_PACE
+    } else {
+        Duration::ZERO
+    };
     let producers: Vec<_> = halves
         .into_iter()
         .enumerate()
         .map(|(p, requests)| {
             let (targets, acked, tally) = (targets.clone(), acked.clone(), tally.clone());
-            std::thread::spawn(move || produce(p, requests, targets, acked, tally))
+            std::thread::spawn(move || produce(p, requests, targets, acked, tally, pace))
         })
         .collect();
 
