@@ -16,7 +16,7 @@
 //! stream, (c) starts from a snapshot. Nothing here asserts a timing: the run reports them, and
 //! fails only when an answer or a count is wrong.
 
-mod node;
+pub mod node;
 mod report;
 
 use crate::data::{self, DataSize, DataStats, GROUP};

@@ -34,6 +34,7 @@ mod procs;
 mod queries;
 mod report;
 mod stats;
+mod warehouse;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -115,6 +116,9 @@ enum Command {
     /// Cluster mode (1 node on NATS R1, 3 nodes on a 3-server NATS R3) against 1 embedded
     /// node, on the same generated events; and a wiped node's catch-up.
     Cluster(cluster::ClusterArgs),
+    /// A cluster node's memory with the batch history in memory and in ClickHouse (1, 10, 100
+    /// tenants of 720 days), and 720-day batch queries from each.
+    Warehouse(warehouse::WarehouseArgs),
 }
 
 /// How much of everything a mode does.
@@ -245,6 +249,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let outcome = match &args.command {
         Some(Command::Cluster(c)) => cluster::main(c),
+        Some(Command::Warehouse(w)) => warehouse::main(w),
         None => run(&args),
     };
     match outcome {
