@@ -79,9 +79,11 @@ impl ClickHouseConfig {
         user: Option<String>,
         password: Option<String>,
     ) -> Result<ClickHouseConfig, String> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        // Built without a TLS stack: ClickHouse is reached on a private network (or through a
+        // local TLS-terminating proxy), so an https URL is refused rather than failing later.
+        if !url.starts_with("http://") {
             return Err(format!(
-                "--clickhouse-url `{url}` must be an HTTP URL such as http://127.0.0.1:8123"
+                "--clickhouse-url `{url}` must be a plain HTTP URL such as http://127.0.0.1:8123 (this build has no TLS client; use a private network or a local TLS proxy)"
             ));
         }
         let valid = !database.is_empty()
@@ -573,4 +575,55 @@ async fn timed<T>(
 /// (a schema mismatch) is caught by `prepare` at start.
 fn unavailable(e: clickhouse::error::Error) -> WarehouseError {
     WarehouseError::Unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str, database: &str, expect: expect_test::Expect) {
+        let got = match ClickHouseConfig::parse(url, database, None, Some("secret".into())) {
+            Ok(c) => format!("{c:?}"),
+            Err(e) => e,
+        };
+        expect.assert_eq(&got);
+    }
+
+    #[test]
+    fn configs_are_parsed_and_never_print_the_password() {
+        check(
+            "http://127.0.0.1:8123/",
+            "ocp_metrics",
+            expect_test::expect![[
+                r#"ClickHouseConfig { url: "http://127.0.0.1:8123", database: "ocp_metrics", user: None, password: Some("<set>") }"#
+            ]],
+        );
+        check(
+            "https://ch:8443",
+            "ocp_metrics",
+            expect_test::expect![
+                "--clickhouse-url `https://ch:8443` must be a plain HTTP URL such as http://127.0.0.1:8123 (this build has no TLS client; use a private network or a local TLS proxy)"
+            ],
+        );
+        check(
+            "http://ch:8123",
+            "ocp-metrics; DROP",
+            expect_test::expect![
+                "--clickhouse-database `ocp-metrics; DROP` must be 1 to 64 letters, digits or `_`"
+            ],
+        );
+    }
+
+    #[test]
+    fn folds_become_integer_sql() {
+        let fold = Fold {
+            unit: 96,
+            periods: vec![(0, 22), (100, 23)],
+        };
+        expect_test::expect!["intDiv(toInt64(slot) + multiIf(slot < 100, 22, 23), 96)"]
+            .assert_eq(&fold_expr(&fold));
+        expect_test::expect!["slot"].assert_eq(&fold_expr(&Fold::none()));
+        expect_test::expect!["(slot >= 0 AND slot < 1344) OR (slot >= 2688 AND slot < 3360)"]
+            .assert_eq(&partition_ranges(&[1, 0, 4]));
+    }
 }

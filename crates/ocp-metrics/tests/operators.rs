@@ -122,3 +122,27 @@ fn every_serve_flag_can_come_from_an_ocp_metrics_environment_variable() {
         "the variable's value is read:\n{help}"
     );
 }
+
+#[test]
+fn clickhouse_without_nats_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ocp-metrics"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--clickhouse-url",
+            "http://127.0.0.1:8123",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("OCP_METRICS_NATS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--clickhouse-url needs --nats"),
+        "the refusal says why:\n{err}"
+    );
+}
