@@ -187,17 +187,18 @@ impl Lease {
             }
         };
         let now = Instant::now();
-        self.held = match entry {
+        let acquired = match entry {
             None => link.bucket.create(LEASE_KEY, me).await.is_ok(),
             Some(e) if e.value == me && e.operation == kv::Operation::Put => {
-                if now.duration_since(self.renewed) >= Duration::from_millis(LEASE_RENEW_MS) {
-                    self.renewed = now;
-                    link.bucket.update(LEASE_KEY, me, e.revision).await.is_ok()
-                } else {
-                    true
+                if now.duration_since(self.renewed) < Duration::from_millis(LEASE_RENEW_MS) {
+                    self.held = true;
+                    return true;
                 }
+                link.bucket.update(LEASE_KEY, me, e.revision).await.is_ok()
             }
             Some(e) => {
+                // Another holder: take over only once its key has not changed for the expiry,
+                // measured on this node's monotonic clock (no clock agreement needed).
                 let first_seen = match self.seen {
                     Some((revision, at)) if revision == e.revision => at,
                     _ => now,
@@ -207,9 +208,10 @@ impl Lease {
                     && link.bucket.update(LEASE_KEY, me, e.revision).await.is_ok()
             }
         };
-        if self.held {
-            self.renewed = self.renewed.min(now);
+        if acquired {
+            self.renewed = now;
         }
+        self.held = acquired;
         link.counters
             .writer
             .store(u64::from(self.held), Ordering::Relaxed);
