@@ -3,7 +3,7 @@
 //!
 //! **Table.** `batch_slots`: one row per (group, family, series, slot, block) with the block's
 //! counters, a `ReplacingMergeTree` whose sorting key is that whole identity, partitioned by
-//! 7-day slot ranges ([`PARTITION_SLOTS`]; 18.16 has no table TTL, so retention drops
+//! 28-day slot ranges ([`PARTITION_SLOTS`]; 18.16 has no table TTL, so retention drops
 //! partitions).
 //!
 //! **Why writes are idempotent.** Every node cuts the same blocks with the same cells, so a
@@ -21,7 +21,7 @@
 //! when the query started, so a partition with the same single part before and after was read
 //! as that part. [`Warehouse::maintain`] asks ClickHouse to merge (`OPTIMIZE ... FINAL`) each
 //! partition that holds several parts and has not been written for [`COLD_AFTER_MS`], so history
-//! is read without `FINAL` and only the partitions being written (the current week, mostly) are
+//! is read without `FINAL` and only the partitions being written (the current four weeks, mostly) are
 //! read with it.
 
 use crate::{
@@ -42,9 +42,11 @@ pub const WRITE_TIMEOUT_MS: u64 = 30_000;
 pub const READ_TIMEOUT_MS: u64 = 20_000;
 /// A partition not written for this long is merged into one part by `maintain`.
 pub const COLD_AFTER_MS: u64 = 30_000;
-/// Partitions merged per `maintain` call at most: a merge rewrites a partition, so the work of
-/// one call stays bounded.
-const MERGES_PER_PASS_MAX: usize = 4;
+/// Partitions merged per `maintain` call at most, and the time after which a call starts no
+/// further merge: a merge rewrites a partition, so the work of one call stays bounded (a bulk
+/// load of history leaves up to 105 split partitions; a small one merges in milliseconds).
+const MERGES_PER_PASS_MAX: usize = 128;
+const MERGE_PASS_BUDGET_MS: u64 = 5_000;
 /// The table's name in the configured database.
 const TABLE: &str = "batch_slots";
 
@@ -367,7 +369,11 @@ impl ClickHouseWarehouse {
                 .take(MERGES_PER_PASS_MAX)
                 .collect()
         };
+        let started = Instant::now();
         for p in cold {
+            if started.elapsed() >= Duration::from_millis(MERGE_PASS_BUDGET_MS) {
+                break;
+            }
             let sql = format!("OPTIMIZE TABLE {TABLE} PARTITION {p} FINAL");
             timed(WRITE_TIMEOUT_MS, self.client.query(&sql).execute()).await?;
             done.merged += 1;
@@ -442,8 +448,12 @@ fn select_sql(r: &ReadRequest, partitions: &[u32], final_: bool) -> String {
         }
     }
     sql.push_str("min(slot) AS s_min");
-    for c in 0..COLUMNS_MAX {
-        let _ = write!(sql, ", sum(c{c}) AS s{c}");
+    for (c, needed) in r.counters.iter().enumerate() {
+        if *needed {
+            let _ = write!(sql, ", sum(c{c}) AS s{c}");
+        } else {
+            let _ = write!(sql, ", toUInt64(0) AS s{c}");
+        }
     }
     let _ = write!(
         sql,
@@ -623,7 +633,7 @@ mod tests {
         expect_test::expect!["intDiv(toInt64(slot) + multiIf(slot < 100, 22, 23), 96)"]
             .assert_eq(&fold_expr(&fold));
         expect_test::expect!["slot"].assert_eq(&fold_expr(&Fold::none()));
-        expect_test::expect!["(slot >= 0 AND slot < 1344) OR (slot >= 2688 AND slot < 3360)"]
+        expect_test::expect!["(slot >= 0 AND slot < 5376) OR (slot >= 10752 AND slot < 13440)"]
             .assert_eq(&partition_ranges(&[1, 0, 4]));
     }
 }

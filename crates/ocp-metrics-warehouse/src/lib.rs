@@ -38,10 +38,12 @@ pub use clickhouse::{ClickHouseConfig, ClickHouseWarehouse};
 /// A boxed, sendable future: what the object-safe async methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// 15-minute slots per warehouse partition (7 days). Retention drops whole partitions, so the
-/// warehouse holds at most this much beyond 720 days; reads filter by slot, so that changes no
-/// answer.
-pub const PARTITION_SLOTS: u32 = 7 * 96;
+/// 15-minute slots per warehouse partition (28 days: 26 partitions hold 720 days). Retention
+/// drops whole partitions, so the warehouse holds at most this much beyond 720 days; reads
+/// filter by slot, so that changes no answer. Fewer, larger partitions make a long read cheaper
+/// (ClickHouse 18.16 pays about half a millisecond per part read); the partition being written
+/// is read with FINAL, so larger ones make that part of a read dearer.
+pub const PARTITION_SLOTS: u32 = 28 * 96;
 
 /// One stored cell: the counters of one series of one batch family at one slot, in one block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,8 @@ pub struct ReadRequest {
     /// The dimensions the answer needs (filtered or drilled down); the others come back empty
     /// and are summed over.
     pub keep: [bool; DIMS_MAX],
+    /// The counter columns the answer needs; the others come back 0 (and are not read).
+    pub counters: [bool; COLUMNS_MAX],
     /// How far the warehouse may sum slots together before answering.
     pub fold: Fold,
 }

@@ -36,6 +36,7 @@ fn request(cut: u64) -> ReadRequest {
         cut,
         filters: Vec::new(),
         keep: [false, true, false, false, false, false, false],
+        counters: [true; 9],
         fold: Fold::none(),
     }
 }
@@ -92,17 +93,17 @@ async fn repeated_partial_and_concurrent_writes_count_once() {
     y.unwrap();
     check(&w, request(99), "").await;
     check(&w, request(100), "a@0=1/2 a@1=3/6 b@0=5/10").await;
-    check(&w, request(250), "a@0=11/22 a@1=3/6 b@0=5/10 c@-2016=7/14").await;
+    check(&w, request(250), "a@0=11/22 a@1=3/6 b@0=5/10 c@-8064=7/14").await;
     // After merging, the plain (no FINAL) path answers the same.
     let done = w.maintain(0).await.unwrap();
     assert!(
         done.merged >= 1,
         "the split partitions were merged: {done:?}"
     );
-    check(&w, request(250), "a@0=11/22 a@1=3/6 b@0=5/10 c@-2016=7/14").await;
+    check(&w, request(250), "a@0=11/22 a@1=3/6 b@0=5/10 c@-8064=7/14").await;
     // A repeat after the merge lands in a new part: read with FINAL again, still once.
     w.write_block(200, &b2).await.unwrap();
-    check(&w, request(250), "a@0=11/22 a@1=3/6 b@0=5/10 c@-2016=7/14").await;
+    check(&w, request(250), "a@0=11/22 a@1=3/6 b@0=5/10 c@-8064=7/14").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

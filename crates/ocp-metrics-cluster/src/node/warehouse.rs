@@ -52,8 +52,9 @@ const LEASE_RENEW_MS: u64 = 2_000;
 const LEASE_EXPIRY_MS: u64 = 10_000;
 /// Blocks written per tick at most, so the watermark and lease stay current while catching up.
 const BLOCKS_PER_TICK_MAX: usize = 16;
-/// How often the lease holder runs the warehouse's housekeeping (retention, merges).
-const MAINTAIN_EVERY_MS: u64 = 60_000;
+/// How often the lease holder runs the warehouse's housekeeping (retention, merges of cold
+/// split partitions).
+const MAINTAIN_EVERY_MS: u64 = 10_000;
 /// What a batch query's 503 asks the client to wait.
 const READ_RETRY_AFTER_SECONDS: u64 = 5;
 const WATERMARK_KEY: &str = "written";
@@ -375,6 +376,7 @@ pub(crate) fn query(
                 .map(|f| (f.dim, f.values.clone()))
                 .collect(),
             keep: kept_dims(q),
+            counters: needed_counters(q),
             fold: fold_for(&plan, &q.timezone, q.granularity, family.slot_seconds()),
         };
         let rows = link
@@ -407,6 +409,17 @@ fn kept_dims(q: &Query) -> [bool; ocp_metrics_core::metrics::DIMS_MAX] {
         }
     }
     keep
+}
+
+/// The counter columns the query's metrics read.
+fn needed_counters(q: &Query) -> [bool; COLUMNS_MAX] {
+    let mut needed = [false; COLUMNS_MAX];
+    for m in &q.metrics {
+        for &c in m.columns {
+            needed[c] = true;
+        }
+    }
+    needed
 }
 
 /// How far the warehouse may sum slots before answering: local hours (4 slots) for an hourly
