@@ -65,7 +65,7 @@ fn init_logging(format: LogFormat) {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the service on an embedded store.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage API clients (OAuth 2.0 client credentials) of a running server.
     Client {
         #[command(subcommand)]
@@ -209,7 +209,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Client { action, target } => admin_cli::client(action, &target),
         Command::Token { action, target } => admin_cli::token(action, &target),
         Command::Simulate(args) => demo::simulate(args),
