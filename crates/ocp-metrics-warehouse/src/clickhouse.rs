@@ -540,9 +540,8 @@ impl Warehouse for ClickHouseWarehouse {
     fn write_block(
         &self,
         block: u64,
-        cells: &[BlockCell],
+        cells: Vec<BlockCell>,
     ) -> BoxFuture<'_, Result<(), WarehouseError>> {
-        let cells = cells.to_vec();
         Box::pin(async move {
             match tokio::time::timeout(
                 Duration::from_millis(WRITE_TIMEOUT_MS),

@@ -131,7 +131,7 @@ pub trait Warehouse: Send + Sync + Debug {
     fn write_block(
         &self,
         block: u64,
-        cells: &[BlockCell],
+        cells: Vec<BlockCell>,
     ) -> BoxFuture<'_, Result<(), WarehouseError>>;
     /// Sums the cells of blocks up to `request.cut`; see [`ReadRequest`] and [`Fold`].
     fn read(&self, request: &ReadRequest) -> BoxFuture<'_, Result<Vec<ReadRow>, WarehouseError>>;

@@ -84,11 +84,14 @@ async fn repeated_partial_and_concurrent_writes_count_once() {
         cell("c", SLOT0 - 3 * PARTITION_SLOTS, 7),
     ];
     // Block 1: a partial write (as after a timeout), then the whole block twice.
-    w.write_block(100, &b1[..1]).await.unwrap();
-    w.write_block(100, &b1).await.unwrap();
-    w.write_block(100, &b1).await.unwrap();
+    w.write_block(100, b1[..1].to_vec()).await.unwrap();
+    w.write_block(100, b1.clone()).await.unwrap();
+    w.write_block(100, b1.clone()).await.unwrap();
     // Block 2: two writers at the same time.
-    let (x, y) = tokio::join!(w.write_block(200, &b2), w.write_block(200, &b2));
+    let (x, y) = tokio::join!(
+        w.write_block(200, b2.clone()),
+        w.write_block(200, b2.clone())
+    );
     x.unwrap();
     y.unwrap();
     check(&w, request(99), "").await;
@@ -102,7 +105,7 @@ async fn repeated_partial_and_concurrent_writes_count_once() {
     );
     check(&w, request(250), "a@0=11/22 a@1=3/6 b@0=5/10 c@-8064=7/14").await;
     // A repeat after the merge lands in a new part: read with FINAL again, still once.
-    w.write_block(200, &b2).await.unwrap();
+    w.write_block(200, b2.clone()).await.unwrap();
     check(&w, request(250), "a@0=11/22 a@1=3/6 b@0=5/10 c@-8064=7/14").await;
 }
 
@@ -114,7 +117,7 @@ async fn filters_dimensions_and_folds() {
     let cells: Vec<BlockCell> = (0..8)
         .map(|i| cell(["a", "b"][i % 2], SLOT0 + i as u32, 1))
         .collect();
-    w.write_block(1, &cells).await.unwrap();
+    w.write_block(1, cells.clone()).await.unwrap();
     let mut r = request(1);
     r.filters = vec![(1, vec!["a".into()])];
     check(&w, r.clone(), "a@0=1/2 a@2=1/2 a@4=1/2 a@6=1/2").await;
@@ -152,7 +155,7 @@ async fn retention_drops_only_whole_partitions_behind_the_horizon() {
         cell("edge", p * PARTITION_SLOTS, 1),
         cell("new", SLOT0, 1),
     ];
-    w.write_block(1, &cells).await.unwrap();
+    w.write_block(1, cells.clone()).await.unwrap();
     // A horizon inside partition p - 1 drops partition p - 2 only.
     let done = w.maintain((p - 1) * PARTITION_SLOTS + 1).await.unwrap();
     assert_eq!(done.dropped, 1);
@@ -183,12 +186,15 @@ async fn a_stopped_server_is_unavailable_then_serves_again() {
     let mut ch = TestClickHouse::start();
     let w = warehouse(&ch, "faults");
     w.prepare().await.unwrap();
-    w.write_block(1, &[cell("a", SLOT0, 1)]).await.unwrap();
+    w.write_block(1, vec![cell("a", SLOT0, 1)]).await.unwrap();
     ch.kill();
-    let err = w.write_block(2, &[cell("a", SLOT0, 1)]).await.unwrap_err();
+    let err = w
+        .write_block(2, vec![cell("a", SLOT0, 1)])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("unavailable"), "{err}");
     assert!(w.read(&request(2)).await.is_err());
     ch.restart();
-    w.write_block(2, &[cell("a", SLOT0, 1)]).await.unwrap();
+    w.write_block(2, vec![cell("a", SLOT0, 1)]).await.unwrap();
     check(&w, request(2), "a@0=2/4").await;
 }

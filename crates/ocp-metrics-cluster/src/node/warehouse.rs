@@ -262,18 +262,20 @@ fn follow(shared: &Shared, link: &WarehouseLink, w: u64) {
 /// Writes the oldest pending blocks, each then recorded in the watermark; stops at the first
 /// failure (the block stays pending and is written again on a later tick).
 async fn write_pending(shared: &Shared, link: &WarehouseLink) {
-    let blocks: Vec<(u64, Vec<BlockCell>)> = {
-        let replica = shared.replica.read();
-        let Some(held) = replica.batch.as_ref() else {
+    for _ in 0..BLOCKS_PER_TICK_MAX {
+        // One block's rows at a time: a catch-up after an outage holds many blocks, and their
+        // rows (strings per cell) would otherwise all be built at once.
+        let Some((name, cells)) = ({
+            let replica = shared.replica.read();
+            replica
+                .batch
+                .as_ref()
+                .and_then(|held| held.pending().next())
+                .map(|b| (b.name(), block_cells(b.cells())))
+        }) else {
             return;
         };
-        held.pending()
-            .take(BLOCKS_PER_TICK_MAX)
-            .map(|b| (b.name(), block_cells(b.cells())))
-            .collect()
-    };
-    for (name, cells) in blocks {
-        if let Err(e) = link.warehouse.write_block(name, &cells).await {
+        if let Err(e) = link.warehouse.write_block(name, cells).await {
             link.counters.write_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(block = name, error = %e, "cluster node: a batch block was not written; retrying");
             return;
