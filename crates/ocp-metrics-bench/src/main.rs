@@ -112,6 +112,14 @@ struct Args {
     /// report shows each cell's median and range, and every answer of every run is checked.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// MiniApp names of the generated long tail (default 50): the drilldowns by name x locale
+    /// have about 20 times as many series (bench/scaling.sh varies it).
+    #[arg(long)]
+    tail_names: Option<usize>,
+    /// Skip the footprint phases of ocp-metrics after the restarts (the 50-hour-later restart
+    /// and the active-series test), for shorter runs such as bench/scaling.sh.
+    #[arg(long)]
+    no_footprint: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +140,8 @@ struct Scale {
     qps_seconds: f64,
     series_test: usize,
     probes: usize,
+    /// Whether ocp-metrics' memory is also measured 50 hours later and per active series.
+    footprint: bool,
 }
 
 impl Scale {
@@ -143,6 +153,7 @@ impl Scale {
                     history_tail: 1_500_000,
                     recent_sim: 2_000_000,
                     recent_tail: 1_000_000,
+                    tail_names: data::TAIL_NAMES,
                 },
                 slices: [300_000, 1_200_000, 1_500_000],
                 ours_iterations: 200,
@@ -150,6 +161,7 @@ impl Scale {
                 qps_seconds: 10.0,
                 series_test: 20_000,
                 probes: 100,
+                footprint: true,
             },
             Mode::Smoke => Scale {
                 size: DataSize {
@@ -157,6 +169,7 @@ impl Scale {
                     history_tail: 20_000,
                     recent_sim: 40_000,
                     recent_tail: 20_000,
+                    tail_names: data::TAIL_NAMES,
                 },
                 slices: [10_000, 20_000, 30_000],
                 ours_iterations: 10,
@@ -164,6 +177,7 @@ impl Scale {
                 qps_seconds: 2.0,
                 series_test: 1_000,
                 probes: 10,
+                footprint: true,
             },
         };
         let f = |n: u64| ((n as f64) * factor).round() as u64;
@@ -173,6 +187,7 @@ impl Scale {
                 history_tail: f(base.size.history_tail),
                 recent_sim: f(base.size.recent_sim),
                 recent_tail: f(base.size.recent_tail),
+                tail_names: base.size.tail_names,
             },
             slices: base.slices.map(f),
             ..base
@@ -278,7 +293,11 @@ fn clock() -> String {
 
 /// The whole run in a work directory of its own; true if every answer agreed.
 fn run(args: &Args) -> anyhow::Result<bool> {
-    let scale = Scale::of(args.mode, args.scale);
+    let mut scale = Scale::of(args.mode, args.scale);
+    if let Some(n) = args.tail_names {
+        scale.size.tail_names = n;
+    }
+    scale.footprint = !args.no_footprint;
     procs::set_quiet_wait(args.quiet_wait.unwrap_or(match args.mode {
         Mode::Full => 120,
         Mode::Smoke => 0,
