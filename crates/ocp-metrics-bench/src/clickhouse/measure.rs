@@ -55,6 +55,24 @@ const CLIENTS: usize = 8;
 /// The query whose answer is compared across the restart (an RT drilldown).
 const RESTART_CHECK_QUERY: usize = 2;
 
+/// tmpfs, where ClickHouse's data goes when the machine has it.
+const SHM: &str = "/dev/shm";
+
+/// ClickHouse's directory: on tmpfs (`/dev/shm`) if there is one, its best case and a stable
+/// one (on this VM's ext4, many small parts created and deleted made its inserts swing
+/// several-fold: see docs/performance.md); else under `work`. Ours stays on the disk of `work`
+/// with an fsync per request.
+fn data_dir(work: &Path) -> std::path::PathBuf {
+    if Path::new(SHM).is_dir() {
+        Path::new(SHM).join(format!(
+            "ocp-metrics-bench-clickhouse-{}",
+            std::process::id()
+        ))
+    } else {
+        work.join("clickhouse")
+    }
+}
+
 /// Runs every ClickHouse measurement on a fresh directory under `work`, asking the `specs`
 /// that ocp-metrics was asked.
 pub fn run_clickhouse(
@@ -64,9 +82,10 @@ pub fn run_clickhouse(
     data: &DataStats,
     specs: &[QuerySpec],
 ) -> anyhow::Result<ChOut> {
-    let dir = work.join("clickhouse");
+    let dir = data_dir(work);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    say(format!("ClickHouse data in {}", dir.display()));
     let (mut ch, ready_empty) = ClickHouse::start(&dir)?;
     let version = ch.exec("SELECT version()")?.trim().to_string();
     say(format!(
@@ -123,6 +142,9 @@ pub fn run_clickhouse(
     }
     say(format!("ClickHouse restart: ready in {:.0} ms", ms(ready)));
     ch.proc.kill9();
+    if dir.starts_with(SHM) {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     let millions = data.unique as f64 / 1e6;
     let rss_per_million = rss_loaded.saturating_sub(rss_empty) as f64 / millions;
