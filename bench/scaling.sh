@@ -8,6 +8,8 @@
 #
 #   bench/scaling.sh                 # about 15 minutes on 2 cores
 #   bench/scaling.sh --sizes "0.1 0.3" --names "5 50"   # fewer points
+#   bench/scaling.sh --perf-at 0.3   # also record perf profiles at that size (ingest D, the
+#                                    # queries, both restarts) into target/bench/scaling-perf/
 #
 # 10,000 series are not measured: a drilldown over 10,000 series x 720 days is 7.2 million
 # points, which the API refuses by design (ANSWER_POINTS_MAX = 2,000,000 per answer;
@@ -18,10 +20,12 @@ cd "$(dirname "$0")/.."
 
 SIZES="0.1 0.3 1"
 NAMES="5 50 135"
+PERF_AT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) SIZES=$2; shift 2 ;;
     --names) NAMES=$2; shift 2 ;;
+    --perf-at) PERF_AT=$2; shift 2 ;;
     *) echo "bench/scaling.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +42,12 @@ run() { # name, extra args...
 }
 JSONS=()
 for s in $SIZES; do
-  run "events-x$s" --scale "$s"
+  PERF=()
+  if [ "$s" = "$PERF_AT" ]; then
+    rm -rf "$TARGET_DIR/bench/scaling-perf"
+    PERF=(--perf --keep --work-dir "$TARGET_DIR/bench/scaling-perf")
+  fi
+  run "events-x$s" --scale "$s" "${PERF[@]}"
   JSONS+=("events:$TARGET_DIR/bench/scaling-events-x$s.json")
 done
 for n in $NAMES; do
