@@ -738,6 +738,43 @@ mod tests {
     }
 
     #[test]
+    fn runs_merge_into_median_and_range() {
+        assert_eq!(Stat::of(&[]), None);
+        let s = Stat::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.low, s.high), (2.0, 1.0, 3.0));
+        assert_eq!(Stat::of(&[1.0, 4.0]).unwrap().median, 2.5);
+        let run = |o: f64, c: Option<f64>| vec![Row::new("q", "ms", false).ours(o).ch(c)];
+        let merged = merge(&[run(1.0, Some(100.0)), run(3.0, Some(90.0)), run(2.0, None)]);
+        assert_eq!(merged[0].ours, Stat::of(&[1.0, 2.0, 3.0]));
+        assert_eq!(
+            merged[0].clickhouse, None,
+            "a cell missing from a run is left out"
+        );
+        let t = table(&merged);
+        assert!(
+            t.contains("| q | ms | lower | 2.00 (1.00-3.00) | - |"),
+            "{t}"
+        );
+        let target = |m: bool| Target {
+            what: "t".into(),
+            measured: format!("{m}"),
+            met: Some(m),
+        };
+        let all = merge_targets(&[vec![target(true)], vec![target(true)]]);
+        assert_eq!(
+            (all[0].measured.as_str(), all[0].met),
+            ("true / true", Some(true))
+        );
+        let some = merge_targets(&[vec![target(true)], vec![target(false)]]);
+        assert_eq!(some[0].met, None);
+        assert!(
+            some[0].measured.ends_with("(met in 1 of 2 runs)"),
+            "{}",
+            some[0].measured
+        );
+    }
+
+    #[test]
     fn table_has_ratios() {
         let rows = vec![
             Row::new("q", "ms", false)
