@@ -49,6 +49,7 @@ def main():
                   f"{fmt(rss, 0)} ({fmt(per_m)}) | {fmt(fp['ready_after_sigterm_ms'] / 1000, 2)} | "
                   f"{fmt(fp['ready_after_kill9_ms'] / 1000, 2)} | {noise * 100:.1f}% |")
         print()
+    series.sort(key=lambda x: q(x[1], "batch_day_drill")["series"])
     if series:
         print("| drilldown series (RT / batch) | rt_5min_drill p50 | rt_5min_drill p99 | "
               "batch_day_drill p50 | batch_day_drill p99 | answer bytes (RT / batch) | events "
