@@ -9,7 +9,7 @@ pub use measure::{ChOut, run_clickhouse};
 
 use crate::http::{self, IngestTarget};
 use crate::procs::{self, Proc};
-use crate::queries::Rows;
+use crate::queries::{Dialect, QuerySpec, Rollup, Rows};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -83,6 +83,7 @@ fn write_config(dir: &Path, http_port: u16, tcp_port: u16) -> anyhow::Result<Pat
             <max_memory_usage>12000000000</max_memory_usage>
             <use_uncompressed_cache>0</use_uncompressed_cache>
             <load_balancing>random</load_balancing>
+            <max_threads>2</max_threads>
         </default>
     </profiles>
     <users>
@@ -243,6 +244,66 @@ impl ClickHouse {
         // Columns by name: `SELECT *` leaves out the MATERIALIZED `s`, which `ev` recomputes.
         self.exec("INSERT INTO ev SELECT * FROM raw LIMIT 1 BY `group`, id")?;
         Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// Creates and fills the rollup tables (a `SummingMergeTree` each) from `ev`; returns the
+    /// seconds it took. Dimension columns are typed by their values: `Enum8` (or `Enum16`)
+    /// over the distinct values in `ev` plus the values the `specs` filter on, `String` past
+    /// 32,767 values; `test` is a `UInt8`; sums are `UInt64`.
+    pub fn create_rollups(&self, rollups: &[Rollup], specs: &[QuerySpec]) -> anyhow::Result<f64> {
+        let t = Instant::now();
+        for r in rollups {
+            let table = r.table();
+            let mut cols = vec!["`group` String".to_string(), "slot DateTime".to_string()];
+            for dim in r.family.raw_dims() {
+                cols.push(format!("{dim} {}", self.dim_type(dim, r, specs)?));
+            }
+            cols.extend(r.columns().into_iter().map(|c| format!("{c} UInt64")));
+            let key = r.family.raw_dims().join(", ");
+            self.exec(&format!("DROP TABLE IF EXISTS {table}"))?;
+            self.exec(&format!(
+                "CREATE TABLE {table} ({}) ENGINE = SummingMergeTree() PARTITION BY toYYYYMM(slot) ORDER BY (`group`, slot, {key})",
+                cols.join(", ")
+            ))?;
+            self.exec(&format!(
+                "INSERT INTO {table} {}",
+                r.select_sql(Dialect::ClickHouse, "ev")
+            ))?;
+        }
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// The column type of a rollup dimension (see [`ClickHouse::create_rollups`]).
+    fn dim_type(&self, dim: &str, r: &Rollup, specs: &[QuerySpec]) -> anyhow::Result<String> {
+        if dim == "test" {
+            return Ok("UInt8".into());
+        }
+        let text = self.exec(&format!(
+            "SELECT DISTINCT {dim} FROM ev FORMAT TabSeparatedRaw"
+        ))?;
+        let mut values: std::collections::BTreeSet<String> =
+            text.lines().map(String::from).collect();
+        for spec in specs.iter().filter(|s| s.family == r.family) {
+            for (api_dim, vals) in &spec.filters {
+                if spec.column(api_dim) == dim {
+                    values.extend(vals.iter().map(|v| v.to_string()));
+                }
+            }
+        }
+        let kind = match values.len() {
+            0..=127 => "Enum8",
+            128..=32767 => "Enum16",
+            _ => return Ok("String".into()),
+        };
+        let items: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let v = v.replace('\\', "\\\\").replace('\'', "\\'");
+                format!("'{v}' = {}", i + 1)
+            })
+            .collect();
+        Ok(format!("{kind}({})", items.join(", ")))
     }
 
     /// Bytes on disk of the active parts of `table`.

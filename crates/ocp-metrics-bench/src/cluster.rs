@@ -252,6 +252,7 @@ fn run_in(args: &ClusterArgs, work: &Path, bin: &Path) -> anyhow::Result<bool> {
         history_tail: f(MIX_OF_TEN[1]),
         recent_sim: f(MIX_OF_TEN[2]),
         recent_tail: f(MIX_OF_TEN[3]),
+        tail_names: data::TAIL_NAMES,
     };
     let data = data::generate(&data_path, size, jiff::Timestamp::now(), args.seed)?;
     say(format!(

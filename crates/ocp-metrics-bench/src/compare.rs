@@ -26,14 +26,20 @@ pub fn answers(r: Results, inject_disagreement: bool) -> anyhow::Result<(bool, V
         }
         let mut baselines = Vec::new();
         if let Some(ch) = r.ch {
-            baselines.push(("ClickHouse", "clickhouse", &ch.rows_of[i]));
+            baselines.push((
+                "ClickHouse (rollup)",
+                "clickhouse_rollup",
+                &ch.rollup_rows_of[i],
+            ));
+            baselines.push(("ClickHouse (raw)", "clickhouse_raw", &ch.rows_of[i]));
         }
         if let Some(duck) = r.duck {
             let q = duck
                 .queries
                 .get(spec.name)
                 .with_context(|| format!("DuckDB has no result for {}", spec.name))?;
-            baselines.push(("DuckDB", "duckdb", &q.rows));
+            baselines.push(("DuckDB (rollup)", "duckdb_rollup", &q.rollup_rows));
+            baselines.push(("DuckDB (raw)", "duckdb_raw", &q.rows));
         }
         for (system, key, rows) in baselines {
             let mut theirs = queries::norm_rows(spec, rows)?;

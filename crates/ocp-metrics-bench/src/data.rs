@@ -69,6 +69,9 @@ pub struct DataSize {
     pub history_tail: u64,
     pub recent_sim: u64,
     pub recent_tail: u64,
+    /// Names of the long tail's miniApps ([`TAIL_NAMES`] normally): a drilldown by name x
+    /// locale has about this times 20 series.
+    pub tail_names: usize,
 }
 
 /// What was generated.
@@ -112,7 +115,8 @@ pub fn generate(
             history_from,
             recent_from,
             size.history_tail,
-        ),
+        )
+        .with_names(size.tail_names),
     );
     stats.history_lines = write_all(hist, &mut out, &mut seen, &mut stats)?;
     let recent = merged(
@@ -122,7 +126,8 @@ pub fn generate(
             recent_from,
             now_ms - TAIL_SESSION_MAX_MS,
             size.recent_tail,
-        ),
+        )
+        .with_names(size.tail_names),
     );
     stats.recent_lines = write_all(recent, &mut out, &mut seen, &mut stats)?;
     out.flush()?;
@@ -217,6 +222,7 @@ pub struct TailStream {
     sessions_per_ms: f64,
     carry: f64,
     counter: u64,
+    names: usize,
     buf: VecDeque<(i64, String)>,
 }
 
@@ -232,8 +238,15 @@ impl TailStream {
             sessions_per_ms: sessions / span,
             carry: 0.0,
             counter: 0,
+            names: TAIL_NAMES,
             buf: VecDeque::new(),
         }
+    }
+
+    /// Draws the miniApp names from `names` instead of [`TAIL_NAMES`].
+    pub fn with_names(mut self, names: usize) -> TailStream {
+        self.names = names.max(1);
+        self
     }
 
     fn chunk(&mut self, from: i64, to: i64) {
@@ -274,7 +287,7 @@ impl TailStream {
         lines.push((start, common("session_start", 0, start) + "}"));
         let mut t = start + rng.range(500, 2000);
         for k in 0..TAIL_INVOCATIONS {
-            let name = rng.below(TAIL_NAMES);
+            let name = rng.below(self.names);
             let app = format!(
                 ",\"miniapp_name\":\"LongTail{name:02}\",\"miniapp_id\":\"lt-{name:04}\",\"miniapp_type\":\"{}\",\"locale\":\"{locale}\",\"flow_name\":\"long_tail_flow\"",
                 TAIL_TYPES[name % TAIL_TYPES.len()]

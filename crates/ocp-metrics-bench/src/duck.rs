@@ -1,7 +1,7 @@
 //! The DuckDB baseline: runs `bench/duckdb_baseline.py` (the `duckdb` Python package) on the
 //! same NDJSON file and the same queries in DuckDB SQL, and reads its JSON result.
 
-use crate::queries::{Dialect, QuerySpec, Rows};
+use crate::queries::{self, Dialect, QuerySpec, Rows};
 use crate::stats::Latencies;
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -12,8 +12,12 @@ use std::process::Command;
 
 #[derive(Debug, Deserialize)]
 pub struct DuckQuery {
+    /// Over the deduplicated raw events.
     pub rows: Rows,
     pub latencies_ms: Vec<f64>,
+    /// Over the rollup tables.
+    pub rollup_rows: Rows,
+    pub rollup_latencies_ms: Vec<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -22,10 +26,13 @@ pub struct DuckResult {
     pub load_seconds: f64,
     pub raw_rows: u64,
     pub dedupe_seconds: f64,
+    pub rollup_seconds: f64,
     pub rows: u64,
     pub db_bytes: u64,
     pub queries: BTreeMap<String, DuckQuery>,
+    /// Queries per second over the rollups, and over the raw events.
     pub qps: f64,
+    pub qps_raw: f64,
 }
 
 impl DuckResult {
@@ -34,24 +41,38 @@ impl DuckResult {
         let queries: serde_json::Map<_, _> = self
             .queries
             .iter()
-            .map(|(k, q)| (k.clone(), json!(q.latencies().summary())))
+            .map(|(k, q)| {
+                (
+                    k.clone(),
+                    json!({"raw": q.latencies().summary(), "rollup": q.rollup_latencies().summary()}),
+                )
+            })
             .collect();
         json!({
             "version": self.version, "load_seconds": self.load_seconds,
-            "dedupe_seconds": self.dedupe_seconds, "rows": self.rows, "db_bytes": self.db_bytes,
-            "qps": self.qps, "queries": queries,
+            "dedupe_seconds": self.dedupe_seconds, "rollup_seconds": self.rollup_seconds,
+            "rows": self.rows, "db_bytes": self.db_bytes,
+            "qps_rollup": self.qps, "qps_raw": self.qps_raw, "queries": queries,
         })
     }
 }
 
 impl DuckQuery {
     pub fn latencies(&self) -> Latencies {
-        let mut l = Latencies::default();
-        for ms in &self.latencies_ms {
-            l.push_ms(*ms);
-        }
-        l
+        latencies(&self.latencies_ms)
     }
+
+    pub fn rollup_latencies(&self) -> Latencies {
+        latencies(&self.rollup_latencies_ms)
+    }
+}
+
+fn latencies(samples_ms: &[f64]) -> Latencies {
+    let mut l = Latencies::default();
+    for ms in samples_ms {
+        l.push_ms(*ms);
+    }
+    l
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -68,10 +89,15 @@ pub fn run(
     let spec = json!({
         "ndjson_path": ndjson,
         "db_path": work.join("duck.db"),
-        "queries": specs.iter().map(|q| json!({
+        "rollups": queries::rollups(specs).iter().map(|r| json!({
+            "table": r.table(),
+            "sql": r.select_sql(Dialect::DuckDb, "ev"),
+        })).collect::<Vec<_>>(),
+        "queries": specs.iter().map(|q| Ok(json!({
             "name": q.name,
             "sql": q.sql(Dialect::DuckDb, "ev", group),
-        })).collect::<Vec<_>>(),
+            "rollup_sql": q.rollup_sql(Dialect::DuckDb, group)?,
+        }))).collect::<anyhow::Result<Vec<_>>>()?,
         "iterations": iterations,
         "qps_clients": 8,
         "qps_seconds": qps_seconds,

@@ -109,6 +109,18 @@ struct Args {
     /// disagreement fails the run (exit status 1).
     #[arg(long, hide = true)]
     inject_disagreement: bool,
+    /// Measure every system this many times on the same data (one after the other); the
+    /// report shows each cell's median and range, and every answer of every run is checked.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// MiniApp names of the generated long tail (default 50): the drilldowns by name x locale
+    /// have about 20 times as many series (bench/scaling.sh varies it).
+    #[arg(long)]
+    tail_names: Option<usize>,
+    /// Skip the footprint phases of ocp-metrics after the restarts (the 50-hour-later restart
+    /// and the active-series test), for shorter runs such as bench/scaling.sh.
+    #[arg(long)]
+    no_footprint: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +144,8 @@ struct Scale {
     qps_seconds: f64,
     series_test: usize,
     probes: usize,
+    /// Whether ocp-metrics' memory is also measured 50 hours later and per active series.
+    footprint: bool,
 }
 
 impl Scale {
@@ -143,13 +157,15 @@ impl Scale {
                     history_tail: 1_500_000,
                     recent_sim: 2_000_000,
                     recent_tail: 1_000_000,
+                    tail_names: data::TAIL_NAMES,
                 },
                 slices: [300_000, 1_200_000, 1_500_000],
                 ours_iterations: 200,
-                baseline_iterations: 10,
+                baseline_iterations: 50,
                 qps_seconds: 10.0,
                 series_test: 20_000,
                 probes: 100,
+                footprint: true,
             },
             Mode::Smoke => Scale {
                 size: DataSize {
@@ -157,6 +173,7 @@ impl Scale {
                     history_tail: 20_000,
                     recent_sim: 40_000,
                     recent_tail: 20_000,
+                    tail_names: data::TAIL_NAMES,
                 },
                 slices: [10_000, 20_000, 30_000],
                 ours_iterations: 10,
@@ -164,6 +181,7 @@ impl Scale {
                 qps_seconds: 2.0,
                 series_test: 1_000,
                 probes: 10,
+                footprint: true,
             },
         };
         let f = |n: u64| ((n as f64) * factor).round() as u64;
@@ -173,6 +191,7 @@ impl Scale {
                 history_tail: f(base.size.history_tail),
                 recent_sim: f(base.size.recent_sim),
                 recent_tail: f(base.size.recent_tail),
+                tail_names: base.size.tail_names,
             },
             slices: base.slices.map(f),
             ..base
@@ -279,7 +298,11 @@ fn clock() -> String {
 
 /// The whole run in a work directory of its own; true if every answer agreed.
 fn run(args: &Args) -> anyhow::Result<bool> {
-    let scale = Scale::of(args.mode, args.scale);
+    let mut scale = Scale::of(args.mode, args.scale);
+    if let Some(n) = args.tail_names {
+        scale.size.tail_names = n;
+    }
+    scale.footprint = !args.no_footprint;
     procs::set_quiet_wait(args.quiet_wait.unwrap_or(match args.mode {
         Mode::Full => 120,
         Mode::Smoke => 0,
@@ -318,45 +341,63 @@ fn run_in(
     ));
     let data_path = work.join("events.ndjson");
     let data = generate(args, scale, &data_path)?;
-    let ours = ours::run_ours(args.perf, scale, work, server_bin, &data_path, &data)?;
-    let ch = if args.no_clickhouse {
-        None
-    } else {
-        Some(clickhouse::run_clickhouse(
-            scale,
-            work,
-            &data_path,
-            &data,
-            &ours.specs,
-        )?)
-    };
-    let duck = if args.no_duckdb {
-        None
-    } else {
-        Some(run_duckdb(
-            args,
-            scale,
-            work,
-            script,
-            &data_path,
-            &ours.specs,
-        )?)
-    };
-    let results = Results {
-        ours: &ours,
-        ch: ch.as_ref(),
-        duck: duck.as_ref(),
-        data: &data,
-    };
-    let (mut ok, checks) = compare::answers(results, args.inject_disagreement)?;
-    ok &= ours.consistent;
-    if let Some(ch) = &ch {
-        ok &= compare::holds_all_rows("ClickHouse", "sent", ch.raw_rows, ch.rows, &data);
+    let runs = args.runs.max(1);
+    let mut measured = Vec::new();
+    for run in 0..runs {
+        if runs > 1 {
+            say(format!("run {} of {runs}", run + 1));
+        }
+        // Profiles are recorded in the first run only.
+        let perf = args.perf && run == 0;
+        let ours = ours::run_ours(perf, scale, work, server_bin, &data_path, &data)?;
+        let ch = if args.no_clickhouse {
+            None
+        } else {
+            Some(clickhouse::run_clickhouse(
+                scale,
+                work,
+                &data_path,
+                &data,
+                &ours.specs,
+            )?)
+        };
+        let duck = if args.no_duckdb {
+            None
+        } else {
+            Some(run_duckdb(
+                args,
+                scale,
+                work,
+                script,
+                &data_path,
+                &ours.specs,
+            )?)
+        };
+        measured.push((ours, ch, duck));
     }
-    if let Some(d) = &duck {
-        ok &= compare::holds_all_rows("DuckDB", "file", d.raw_rows, d.rows, &data);
+    let results: Vec<Results> = measured
+        .iter()
+        .map(|(ours, ch, duck)| Results {
+            ours,
+            ch: ch.as_ref(),
+            duck: duck.as_ref(),
+            data: &data,
+        })
+        .collect();
+    let mut ok = true;
+    let mut checks = Vec::new();
+    for (run, r) in results.iter().enumerate() {
+        let (equal, run_checks) = compare::answers(*r, args.inject_disagreement)?;
+        ok &= equal && r.ours.consistent;
+        if let Some(ch) = r.ch {
+            ok &= compare::holds_all_rows("ClickHouse", "sent", ch.raw_rows, ch.rows, &data);
+        }
+        if let Some(d) = r.duck {
+            ok &= compare::holds_all_rows("DuckDB", "file", d.raw_rows, d.rows, &data);
+        }
+        checks.push(json!({"run": run + 1, "checks": run_checks}));
     }
-    write_report(args, results, &checks, ok)?;
+    write_report(args, &results, &checks, ok)?;
     Ok(ok)
 }
 
@@ -405,12 +446,14 @@ fn run_duckdb(
 }
 
 /// Prints the report, and writes it (and the JSON results) where asked.
-fn write_report(args: &Args, r: Results, checks: &[Value], ok: bool) -> anyhow::Result<()> {
+fn write_report(args: &Args, runs: &[Results], checks: &[Value], ok: bool) -> anyhow::Result<()> {
     let machine = report::machine();
+    let r = runs[0];
     let heading = format!(
-        "Mode `{:?}` (x{}), {} events ({} distinct) of group `{GROUP}`, generated {}.\n\nMachine: {}\n\nVersions: {}; ClickHouse {}; DuckDB {}.\n\n",
+        "Mode `{:?}` (x{}), {} run(s), {} events ({} distinct) of group `{GROUP}`, generated {}.\n\nMachine: {}\n\nVersions: {}; ClickHouse {}; DuckDB {}.\n\n",
         args.mode,
         args.scale,
+        runs.len(),
         r.data.lines,
         r.data.unique,
         r.data.generated_at,
@@ -419,7 +462,7 @@ fn write_report(args: &Args, r: Results, checks: &[Value], ok: bool) -> anyhow::
         r.ch.map_or("-", |c| c.version.as_str()),
         r.duck.map_or("-", |d| d.version.as_str()),
     );
-    let md = report::markdown(&heading, r, ok);
+    let md = report::markdown(&heading, runs, ok);
     println!("\n{md}");
     if let Some(p) = &args.markdown_out {
         std::fs::write(p, &md)?;
@@ -430,9 +473,11 @@ fn write_report(args: &Args, r: Results, checks: &[Value], ok: bool) -> anyhow::
             "scale": args.scale,
             "machine": machine,
             "data": r.data,
-            "ours": r.ours.json,
-            "clickhouse": r.ch.map(|c| c.json.clone()),
-            "duckdb": r.duck.map(DuckResult::json),
+            "runs": runs.iter().map(|r| json!({
+                "ours": r.ours.json,
+                "clickhouse": r.ch.map(|c| c.json.clone()),
+                "duckdb": r.duck.map(DuckResult::json),
+            })).collect::<Vec<_>>(),
             "checks": checks,
             "answers_equal": ok,
         });

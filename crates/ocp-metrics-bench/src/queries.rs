@@ -233,7 +233,7 @@ impl QuerySpec {
     }
 
     /// The raw-event column of an API dimension of this query's family.
-    fn column(&self, dim: &str) -> &'static str {
+    pub fn column(&self, dim: &str) -> &'static str {
         let dialogs = self.family == Family::BatchDialogs;
         match dim {
             "miniapp_name" if dialogs => "flow_name",
@@ -255,63 +255,78 @@ impl QuerySpec {
     /// column per metric. Attribution follows docs/api.md section 4: the time column `s` is the
     /// `started_at` of end events.
     pub fn sql(&self, dialect: Dialect, table: &str, group: &str) -> String {
+        let mut conds = vec![format!("{} = '{group}'", quote(dialect, "group"))];
+        conds.push(self.family.type_cond(dialect));
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|m| metric_expr(dialect, m))
+            .collect();
+        self.grouped(dialect, table, "s", conds, metrics)
+    }
+
+    /// The same answer as [`QuerySpec::sql`], from the family's rollup table (see [`Rollup`]):
+    /// the sums of its slots, bucketed exactly as the raw events are (a slot lies wholly inside
+    /// one bucket, since every bucket of the suite starts on a slot boundary: the suite's zones
+    /// are offset by whole quarter hours). Fails if the window is not slot-aligned.
+    pub fn rollup_sql(&self, dialect: Dialect, group: &str) -> anyhow::Result<String> {
+        let slot = self.family.slot_seconds();
+        let (a, b) = (self.start.as_second(), self.end.as_second());
+        if a % slot != 0 || b % slot != 0 {
+            bail!(
+                "{}: window {a}..{b} is not aligned to the {slot} s slots of the rollup",
+                self.name
+            );
+        }
+        let conds = vec![format!("{} = '{group}'", quote(dialect, "group"))];
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|m| format!("sum({})", rollup_column(m)))
+            .collect();
+        Ok(self.grouped(dialect, self.family.rollup_table(), "slot", conds, metrics))
+    }
+
+    /// `SELECT label, dims..., m0... FROM (SELECT bucket, dims..., aggregates FROM table WHERE
+    /// conds, filters and window GROUP BY bucket, dims)`: grouped on the bucket's `DateTime`,
+    /// formatted afterwards, in no particular order (the comparison needs none).
+    fn grouped(
+        &self,
+        dialect: Dialect,
+        table: &str,
+        time: &str,
+        mut conds: Vec<String>,
+        metrics: Vec<String>,
+    ) -> String {
         use Dialect::*;
-        let q = |col: &str| match dialect {
-            ClickHouse => format!("`{col}`"),
-            DuckDb => format!("\"{col}\""),
-        };
         let tz = self.tz;
-        let label = match (dialect, self.gran) {
-            (ClickHouse, Gran::FiveMin) => {
-                format!("toString(toStartOfFiveMinute(s, '{tz}'), '{tz}')")
+        let slot_is_bucket = time == "slot" && self.gran == Gran::FiveMin && tz == "UTC";
+        let (bucket, label) = match (dialect, self.gran) {
+            _ if slot_is_bucket && dialect == ClickHouse => {
+                (time.to_string(), format!("toString(d, '{tz}')"))
             }
-            (ClickHouse, Gran::Day) => format!("toString(toStartOfDay(s, '{tz}'), '{tz}')"),
-            (ClickHouse, Gran::Week) => {
-                format!("concat(toString(toMonday(s, '{tz}')), ' 00:00:00')")
-            }
+            (ClickHouse, Gran::FiveMin) => (
+                format!("toStartOfFiveMinute({time})"),
+                format!("toString(d, '{tz}')"),
+            ),
+            (ClickHouse, Gran::Day) => (
+                format!("toStartOfDay({time}, '{tz}')"),
+                format!("toString(d, '{tz}')"),
+            ),
+            (ClickHouse, Gran::Week) => (
+                format!("toMonday({time}, '{tz}')"),
+                "concat(toString(d), ' 00:00:00')".to_string(),
+            ),
             (DuckDb, g) => {
-                let local = format!("timezone('{tz}', s)");
+                let local = format!("timezone('{tz}', {time})");
                 let trunc = match g {
                     Gran::FiveMin => format!("time_bucket(INTERVAL '5 minutes', {local})"),
                     Gran::Day => format!("date_trunc('day', {local})"),
                     Gran::Week => format!("date_trunc('week', {local})"),
                 };
-                format!("strftime({trunc}, '%Y-%m-%d %H:%M:%S')")
+                (trunc, "strftime(d, '%Y-%m-%d %H:%M:%S')".to_string())
             }
         };
-        let count_if = |cond: &str| match dialect {
-            ClickHouse => format!("countIf({cond})"),
-            DuckDb => format!("count(*) FILTER (WHERE {cond})"),
-        };
-        let count = || match dialect {
-            ClickHouse => "count()".to_string(),
-            DuckDb => "count(*)".to_string(),
-        };
-        let errs = "system_errors + critical_errors";
-        let metric = |m: &str| -> String {
-            match m {
-                "miniapps_invocations" | "totalinvocations" | "dialogs" => count(),
-                "miniapps_invocations_successful" => count_if("result = 'success'"),
-                "miniapps_no_inputs" => "sum(no_inputs)".to_string(),
-                // Batch classes, first match wins (docs/api.md section 6).
-                "successfultasks" => count_if(&format!("result = 'success' AND {errs} = 0")),
-                "errortasks" => count_if(&format!("(result = 'error' OR {errs} > 0)")),
-                "sessions" => count_if("type = 'session_end'"),
-                "invocations" => count_if("type = 'miniapp_end'"),
-                "transferred" => count_if(&format!("outcome = 'transferred' AND {errs} = 0")),
-                "error" => count_if(&format!("(outcome = 'error' OR {errs} > 0)")),
-                other => panic!("the bench has no SQL for metric {other}"),
-            }
-        };
-        let mut conds = vec![format!("{} = '{group}'", q("group"))];
-        conds.push(match self.family {
-            Family::RtMiniapps | Family::BatchMiniapps => "type = 'miniapp_end'".to_string(),
-            Family::BatchSessions => "type IN ('session_end', 'miniapp_end')".to_string(),
-            Family::BatchDialogs => match dialect {
-                ClickHouse => "type = 'dialog_end' AND ifNull(root, 1) = 1".to_string(),
-                DuckDb => "type = 'dialog_end' AND root".to_string(),
-            },
-        });
         for (dim, values) in &self.filters {
             if !values.is_empty() {
                 let list: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
@@ -320,30 +335,219 @@ impl QuerySpec {
         }
         let (a, b) = (self.start.as_second(), self.end.as_second());
         conds.push(match dialect {
-            ClickHouse => format!("s >= toDateTime({a}) AND s < toDateTime({b})"),
-            DuckDb => format!("s >= to_timestamp({a}) AND s < to_timestamp({b})"),
+            ClickHouse => format!("{time} >= toDateTime({a}) AND {time} < toDateTime({b})"),
+            DuckDb => format!("{time} >= to_timestamp({a}) AND {time} < to_timestamp({b})"),
         });
         let dims: Vec<String> = self
             .split_dims()
             .iter()
             .map(|d| self.column(d).to_string())
             .collect();
-        let mut select = vec![format!("{label} AS b")];
-        select.extend(dims.iter().cloned());
-        select.extend(
-            self.metrics
+        let names: Vec<String> = (0..metrics.len()).map(|i| format!("m{i}")).collect();
+        let mut inner = vec![format!("{bucket} AS d")];
+        inner.extend(dims.iter().cloned());
+        inner.extend(
+            metrics
                 .iter()
-                .enumerate()
-                .map(|(i, m)| format!("{} AS m{i}", metric(m))),
+                .zip(&names)
+                .map(|(e, n)| format!("{e} AS {n}")),
         );
-        let mut group_by = vec!["b".to_string()];
-        group_by.extend(dims.iter().cloned());
+        let mut outer = vec![format!("{label} AS label")];
+        outer.extend(dims.iter().cloned());
+        outer.extend(names.iter().cloned());
+        let mut group_by = vec!["d".to_string()];
+        group_by.extend(dims);
         format!(
-            "SELECT {} FROM {table} WHERE {} GROUP BY {} ORDER BY {}",
-            select.join(", "),
+            "SELECT {} FROM (SELECT {} FROM {table} WHERE {} GROUP BY {})",
+            outer.join(", "),
+            inner.join(", "),
             conds.join(" AND "),
             group_by.join(", "),
-            group_by.join(", ")
+        )
+    }
+}
+
+/// A column name quoted for the dialect (`group` is a keyword in both).
+fn quote(dialect: Dialect, col: &str) -> String {
+    match dialect {
+        Dialect::ClickHouse => format!("`{col}`"),
+        Dialect::DuckDb => format!("\"{col}\""),
+    }
+}
+
+/// A metric as an aggregate over raw events (docs/api.md section 6; batch classes first match).
+fn metric_expr(dialect: Dialect, m: &str) -> String {
+    let count_if = |cond: &str| match dialect {
+        Dialect::ClickHouse => format!("countIf({cond})"),
+        Dialect::DuckDb => format!("count(*) FILTER (WHERE {cond})"),
+    };
+    let count = || match dialect {
+        Dialect::ClickHouse => "count()".to_string(),
+        Dialect::DuckDb => "count(*)".to_string(),
+    };
+    let errs = "system_errors + critical_errors";
+    match m {
+        "miniapps_invocations" | "totalinvocations" | "dialogs" => count(),
+        "miniapps_invocations_successful" => count_if("result = 'success'"),
+        "miniapps_no_inputs" => "sum(no_inputs)".to_string(),
+        // Batch classes, first match wins (docs/api.md section 6).
+        "successfultasks" => count_if(&format!("result = 'success' AND {errs} = 0")),
+        "errortasks" => count_if(&format!("(result = 'error' OR {errs} > 0)")),
+        "sessions" => count_if("type = 'session_end'"),
+        "invocations" => count_if("type = 'miniapp_end'"),
+        "transferred" => count_if(&format!("outcome = 'transferred' AND {errs} = 0")),
+        "error" => count_if(&format!("(outcome = 'error' OR {errs} > 0)")),
+        other => panic!("the bench has no SQL for metric {other}"),
+    }
+}
+
+/// The rollup column holding a metric's per-slot sum.
+fn rollup_column(metric: &str) -> String {
+    format!("m_{metric}")
+}
+
+impl Family {
+    /// The baselines' rollup table of this family.
+    pub fn rollup_table(self) -> &'static str {
+        match self {
+            Family::RtMiniapps => "r_rt_miniapps",
+            Family::BatchMiniapps => "r_batch_miniapps",
+            Family::BatchSessions => "r_batch_sessions",
+            Family::BatchDialogs => "r_batch_dialogs",
+        }
+    }
+
+    /// Our slot width for the family: 5 minutes for real time, 15 for batch.
+    pub fn slot_seconds(self) -> i64 {
+        match self {
+            Family::RtMiniapps => 300,
+            _ => 900,
+        }
+    }
+
+    /// The raw-event columns of our dimensions of the family, in our order (the dimensions of
+    /// `Family::dims` in ocp-metrics-core's `metrics.rs`).
+    pub fn raw_dims(self) -> &'static [&'static str] {
+        match self {
+            Family::RtMiniapps => &[
+                "miniapp_name",
+                "miniapp_type",
+                "locale",
+                "channel",
+                "test",
+                "region",
+            ],
+            Family::BatchMiniapps => &[
+                "miniapp_name",
+                "miniapp_type",
+                "locale",
+                "channel",
+                "miniapp_id",
+                "fail_reason",
+                "region",
+            ],
+            Family::BatchSessions => &["channel", "region"],
+            Family::BatchDialogs => &[
+                "flow_name",
+                "flow_type",
+                "locale",
+                "channel",
+                "flow_id",
+                "region",
+            ],
+        }
+    }
+
+    /// The events the family counts.
+    fn type_cond(self, dialect: Dialect) -> String {
+        match self {
+            Family::RtMiniapps | Family::BatchMiniapps => "type = 'miniapp_end'".to_string(),
+            Family::BatchSessions => "type IN ('session_end', 'miniapp_end')".to_string(),
+            Family::BatchDialogs => match dialect {
+                Dialect::ClickHouse => "type = 'dialog_end' AND ifNull(root, 1) = 1".to_string(),
+                Dialect::DuckDb => "type = 'dialog_end' AND root".to_string(),
+            },
+        }
+    }
+}
+
+/// A baseline's rollup of one family: what a database engineer would keep for these
+/// dashboards, at our grain (the family's slot) and with our dimensions, one sum column per
+/// metric the suite asks of the family. Filled from the deduplicated events in the load step
+/// (a materialized view on the raw inserts would count re-sent duplicates twice).
+#[derive(Debug, Clone)]
+pub struct Rollup {
+    pub family: Family,
+    pub metrics: Vec<&'static str>,
+    /// Real time only: events attributed before this are left out (ours keeps 48 hours).
+    pub since: Option<Timestamp>,
+}
+
+/// One rollup per family the suite asks, with the union of its metrics.
+pub fn rollups(specs: &[QuerySpec]) -> Vec<Rollup> {
+    let mut out: Vec<Rollup> = Vec::new();
+    for spec in specs {
+        let since = (spec.family == Family::RtMiniapps).then_some(spec.start);
+        match out.iter_mut().find(|r| r.family == spec.family) {
+            Some(r) => {
+                for m in &spec.metrics {
+                    if !r.metrics.contains(m) {
+                        r.metrics.push(m);
+                    }
+                }
+                r.since = match (r.since, since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            None => out.push(Rollup {
+                family: spec.family,
+                metrics: spec.metrics.clone(),
+                since,
+            }),
+        }
+    }
+    out
+}
+
+impl Rollup {
+    pub fn table(&self) -> &'static str {
+        self.family.rollup_table()
+    }
+
+    /// The sum columns, in order.
+    pub fn columns(&self) -> Vec<String> {
+        self.metrics.iter().map(|m| rollup_column(m)).collect()
+    }
+
+    /// The rollup's rows from the deduplicated events in `events`: `group`, `slot` (the UTC slot
+    /// start), the dimensions, then the sums.
+    pub fn select_sql(&self, dialect: Dialect, events: &str) -> String {
+        let slot = self.family.slot_seconds();
+        let slot_expr = match dialect {
+            Dialect::ClickHouse => format!("toDateTime(intDiv(toUInt32(s), {slot}) * {slot})"),
+            Dialect::DuckDb => {
+                format!("to_timestamp(CAST(floor(epoch(s)) AS BIGINT) // {slot} * {slot})")
+            }
+        };
+        let group = quote(dialect, "group");
+        let dims = self.family.raw_dims().join(", ");
+        let mut conds = vec![self.family.type_cond(dialect)];
+        if let Some(t) = self.since {
+            conds.push(match dialect {
+                Dialect::ClickHouse => format!("s >= toDateTime({})", t.as_second()),
+                Dialect::DuckDb => format!("s >= to_timestamp({})", t.as_second()),
+            });
+        }
+        let sums: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|m| format!("{} AS {}", metric_expr(dialect, m), rollup_column(m)))
+            .collect();
+        format!(
+            "SELECT {group}, {slot_expr} AS slot, {dims}, {} FROM {events} WHERE {} GROUP BY {group}, slot, {dims}",
+            sums.join(", "),
+            conds.join(" AND ")
         )
     }
 }
@@ -544,12 +748,38 @@ mod tests {
         assert!(ch.contains("locale IN ('en-US', 'hi-IN', 'ta-IN')"), "{ch}");
         assert!(ch.contains("toStartOfDay(s, 'Asia/Kolkata')"), "{ch}");
         let dd = s[6].sql(Dialect::DuckDb, "ev", "g");
-        assert!(dd.contains("GROUP BY b, miniapp_name, locale"), "{dd}");
+        assert!(dd.contains("GROUP BY d, miniapp_name, locale"), "{dd}");
+        assert!(!dd.contains("ORDER BY"), "{dd}");
         let dialogs = s[5].sql(Dialect::DuckDb, "ev", "g");
         assert!(
             dialogs.contains("type = 'dialog_end' AND root"),
             "{dialogs}"
         );
+    }
+
+    #[test]
+    fn rollup_queries_read_slots_of_the_family() {
+        let s = suite(now()).unwrap();
+        let r = rollups(&s);
+        assert_eq!(r.len(), 4);
+        let rt = &r[0];
+        assert_eq!(rt.family, Family::RtMiniapps);
+        assert_eq!(rt.since, Some(s[0].start));
+        assert_eq!(rt.columns().len(), 3);
+        let day = s[2].rollup_sql(Dialect::ClickHouse, "g").unwrap();
+        assert!(day.contains("FROM r_batch_miniapps"), "{day}");
+        assert!(
+            day.contains("toStartOfDay(slot, 'Asia/Kolkata') AS d"),
+            "{day}"
+        );
+        assert!(day.contains("sum(m_errortasks)"), "{day}");
+        let rt_sql = s[1].rollup_sql(Dialect::ClickHouse, "g").unwrap();
+        assert!(rt_sql.contains("SELECT slot AS d"), "{rt_sql}");
+        let fill = r[1].select_sql(Dialect::DuckDb, "ev");
+        assert!(fill.contains("// 900 * 900"), "{fill}");
+        let mut off = s[2].clone();
+        off.start += SignedDuration::from_mins(5);
+        assert!(off.rollup_sql(Dialect::DuckDb, "g").is_err());
     }
 
     #[test]

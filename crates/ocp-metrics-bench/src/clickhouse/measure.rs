@@ -22,10 +22,18 @@ pub struct ChOut {
     pub ingest: Vec<(Phase, IngestRun)>,
     pub raw_rows: u64,
     pub rows: u64,
-    /// Rows of every query, in suite order.
+    /// Rows of every query over the deduplicated raw events, in suite order.
     pub rows_of: Vec<Rows>,
     pub queries: Vec<QueryTiming>,
+    /// Rows of every query over the rollup tables, in suite order.
+    pub rollup_rows_of: Vec<Rows>,
+    pub rollup_queries: Vec<QueryTiming>,
+    /// Queries per second over the rollups, and over the raw events.
     pub qps: f64,
+    pub qps_raw: f64,
+    /// Seconds of the deduplication (`raw` into `ev`) and of filling the rollups from `ev`.
+    pub dedupe_seconds: f64,
+    pub rollup_seconds: f64,
     pub fresh_idle: FreshnessSummary,
     pub rss_per_million: f64,
     pub disk_per_event: f64,
@@ -47,6 +55,24 @@ const CLIENTS: usize = 8;
 /// The query whose answer is compared across the restart (an RT drilldown).
 const RESTART_CHECK_QUERY: usize = 2;
 
+/// tmpfs, where ClickHouse's data goes when the machine has it.
+const SHM: &str = "/dev/shm";
+
+/// ClickHouse's directory: on tmpfs (`/dev/shm`) if there is one, its best case and a stable
+/// one (on this VM's ext4, many small parts created and deleted made its inserts swing
+/// several-fold: see docs/performance.md); else under `work`. Ours stays on the disk of `work`
+/// with an fsync per request.
+fn data_dir(work: &Path) -> std::path::PathBuf {
+    if Path::new(SHM).is_dir() {
+        Path::new(SHM).join(format!(
+            "ocp-metrics-bench-clickhouse-{}",
+            std::process::id()
+        ))
+    } else {
+        work.join("clickhouse")
+    }
+}
+
 /// Runs every ClickHouse measurement on a fresh directory under `work`, asking the `specs`
 /// that ocp-metrics was asked.
 pub fn run_clickhouse(
@@ -56,9 +82,10 @@ pub fn run_clickhouse(
     data: &DataStats,
     specs: &[QuerySpec],
 ) -> anyhow::Result<ChOut> {
-    let dir = work.join("clickhouse");
+    let dir = data_dir(work);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    say(format!("ClickHouse data in {}", dir.display()));
     let (mut ch, ready_empty) = ClickHouse::start(&dir)?;
     let version = ch.exec("SELECT version()")?.trim().to_string();
     say(format!(
@@ -80,14 +107,44 @@ pub fn run_clickhouse(
         .iter()
         .map(|q| q.sql(queries::Dialect::ClickHouse, "ev", GROUP))
         .collect();
-    let (rows_of, timings) = time_queries(&ch, &agent, scale, specs, &sqls, &mut noise)?;
-    let qps = queries_per_second(&ch, scale, &sqls, &mut noise)?;
+    let rollups = queries::rollups(specs);
+    let rollup_seconds = ch.create_rollups(&rollups, specs)?;
+    ch.wait_for_merges(MERGES_TIMEOUT)?;
+    say(format!(
+        "ClickHouse: {} rollup tables filled from ev in {rollup_seconds:.1} s",
+        rollups.len()
+    ));
+    let rollup_sqls: Vec<String> = specs
+        .iter()
+        .map(|q| q.rollup_sql(queries::Dialect::ClickHouse, GROUP))
+        .collect::<anyhow::Result<_>>()?;
+    let (rollup_rows_of, rollup_timings) = time_queries(
+        &ch,
+        &agent,
+        scale,
+        specs,
+        &rollup_sqls,
+        "rollup",
+        &mut noise,
+    )?;
+    let qps = queries_per_second(&ch, scale, &rollup_sqls, "rollup", &mut noise)?;
+    let (rows_of, timings) = time_queries(&ch, &agent, scale, specs, &sqls, "raw", &mut noise)?;
+    let qps_raw = queries_per_second(&ch, scale, &sqls, "raw", &mut noise)?;
     let ready = ch.restart()?;
-    if ch.rows(&sqls[RESTART_CHECK_QUERY])? != rows_of[RESTART_CHECK_QUERY] {
+    // The queries have no ORDER BY: compare the rows as sets.
+    let sorted = |mut rows: Rows| {
+        rows.sort();
+        rows
+    };
+    if sorted(ch.rows(&sqls[RESTART_CHECK_QUERY])?) != sorted(rows_of[RESTART_CHECK_QUERY].clone())
+    {
         bail!("ClickHouse answered differently after its restart");
     }
     say(format!("ClickHouse restart: ready in {:.0} ms", ms(ready)));
     ch.proc.kill9();
+    if dir.starts_with(SHM) {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     let millions = data.unique as f64 / 1e6;
     let rss_per_million = rss_loaded.saturating_sub(rss_empty) as f64 / millions;
@@ -102,8 +159,11 @@ pub fn run_clickhouse(
         "raw_bytes": loaded.raw_bytes,
         "dedup_bytes": loaded.ev_bytes,
         "dedupe_seconds": loaded.dedupe_seconds,
-        "queries": timings,
-        "qps_8_clients": qps,
+        "rollup_seconds": rollup_seconds,
+        "queries_raw": timings,
+        "queries_rollup": rollup_timings,
+        "qps_8_clients_rollup": qps,
+        "qps_8_clients_raw": qps_raw,
         "rss_empty_bytes": rss_empty,
         "rss_loaded_bytes": rss_loaded,
         "ready_after_restart_ms": ms(ready),
@@ -116,7 +176,12 @@ pub fn run_clickhouse(
         rows: loaded.rows,
         rows_of,
         queries: timings,
+        rollup_rows_of,
+        rollup_queries: rollup_timings,
         qps,
+        qps_raw,
+        dedupe_seconds: loaded.dedupe_seconds,
+        rollup_seconds,
         fresh_idle,
         rss_per_million,
         disk_per_event,
@@ -234,18 +299,19 @@ fn time_queries(
     scale: &Scale,
     specs: &[QuerySpec],
     sqls: &[String],
+    over: &str,
     noise: &mut Noise,
 ) -> anyhow::Result<(Vec<Rows>, Vec<QueryTiming>)> {
     let pids = [ch.proc.pid()];
-    wait_quiet(&pids, "ClickHouse queries");
-    noise.meter("query latency", &pids, || {
+    wait_quiet(&pids, &format!("ClickHouse queries ({over})"));
+    noise.meter(format!("query latency ({over})"), &pids, || {
         let mut rows_of = Vec::new();
         let mut timings = Vec::new();
         for (spec, sql) in specs.iter().zip(sqls) {
             let r = ch.rows(sql)?;
             let latency = stats::sample(scale.baseline_iterations, || ch.time(agent, sql))?;
             say(format!(
-                "ClickHouse  {:<20} p50 {:.1} ms p99 {:.1} ms ({} rows)",
+                "ClickHouse  {:<20} {over:<6} p50 {:.1} ms p99 {:.1} ms ({} rows)",
                 spec.name,
                 latency.p50,
                 latency.p99,
@@ -269,17 +335,20 @@ fn queries_per_second(
     ch: &ClickHouse,
     scale: &Scale,
     sqls: &[String],
+    over: &str,
     noise: &mut Noise,
 ) -> anyhow::Result<f64> {
     let pids = [ch.proc.pid()];
-    wait_quiet(&pids, "ClickHouse queries per second");
-    let qps = noise.meter("queries per second", &pids, || {
+    wait_quiet(&pids, &format!("ClickHouse queries per second ({over})"));
+    let qps = noise.meter(format!("queries per second ({over})"), &pids, || {
         http::throughput(
             CLIENTS,
             Duration::from_secs_f64(scale.qps_seconds),
             |agent, c, i| ch.time(agent, &sqls[(c + i) % sqls.len()]).map(|_| ()),
         )
     })?;
-    say(format!("ClickHouse: {qps:.1} queries/s with 8 clients"));
+    say(format!(
+        "ClickHouse: {qps:.1} queries/s with 8 clients ({over})"
+    ));
     Ok(qps)
 }

@@ -92,8 +92,18 @@ pub fn run_ours(
     let suite = Suite::new()?;
     let (answers, timings, qps) = m.queries(&s, &agent, scale, &suite)?;
     let restarts = m.restarts(&mut s, &agent, &suite, &answers, &dir)?;
-    let (clock, rss_aged) = aged_memory(&mut s)?;
-    let series = series_memory(&mut s, &clock, scale.series_test, rss_aged)?;
+    let (rss_aged, series) = if scale.footprint {
+        let (clock, rss_aged) = aged_memory(&mut s)?;
+        let series = series_memory(&mut s, &clock, scale.series_test, rss_aged)?;
+        (rss_aged, series)
+    } else {
+        // Not measured (--no-footprint): reported as zero.
+        let none = SeriesMemory {
+            per_series: 0.0,
+            per_series_live: 0.0,
+        };
+        (rss_empty, none)
+    };
     s.proc.terminate(SHUTDOWN_TIMEOUT)?;
 
     let millions = data.unique as f64 / 1e6;
