@@ -149,6 +149,14 @@ pub struct Maintenance {
     pub merged: usize,
 }
 
+/// The retention horizon, as a slot, at `now` (a node passes its injected clock's time): batch
+/// slots before it are no longer answered, so [`Warehouse::maintain`] may drop them.
+pub fn retention_horizon(now: jiff::Timestamp) -> u32 {
+    ocp_metrics_core::rollup::Horizons::at(now)
+        .batch
+        .clamp(0, i64::from(u32::MAX)) as u32
+}
+
 /// The code a family is stored under. Stored data outlives builds, so the codes are explicit and
 /// never reused; real-time families are never stored.
 pub fn family_code(f: Family) -> Option<u8> {

@@ -5,6 +5,7 @@ use ocp_metrics_core::Family;
 use ocp_metrics_warehouse::testing::TestClickHouse;
 use ocp_metrics_warehouse::{
     BlockCell, ClickHouseWarehouse, Fold, PARTITION_SLOTS, ReadRequest, ReadRow, Warehouse,
+    retention_horizon,
 };
 use std::time::Duration;
 
@@ -143,42 +144,47 @@ async fn filters_dimensions_and_folds() {
     check(&w, r, "@0=4/8 @4=2/4 @6=2/4").await;
 }
 
+/// Retention at an injected clock: the horizon a node computes from its clock's time (720 days
+/// back) drops exactly the partitions wholly behind it, and moving the clock on drops the next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_drops_only_whole_partitions_behind_the_horizon() {
+async fn retention_at_an_injected_clock_drops_only_whole_partitions_behind_the_horizon() {
+    use ocp_metrics_core::{Clock, ManualClock};
     let ch = TestClickHouse::start();
     let w = warehouse(&ch, "retention");
     w.prepare().await.unwrap();
     let p = SLOT0 / PARTITION_SLOTS;
     let old = (p - 2) * PARTITION_SLOTS;
+    let edge = p * PARTITION_SLOTS;
     let cells = vec![
         cell("old", old + 5, 1),
-        cell("edge", p * PARTITION_SLOTS, 1),
+        cell("edge", edge, 1),
         cell("new", SLOT0, 1),
     ];
-    w.write_block(1, cells.clone()).await.unwrap();
-    // A horizon inside partition p - 1 drops partition p - 2 only.
-    let done = w.maintain((p - 1) * PARTITION_SLOTS + 1).await.unwrap();
-    assert_eq!(done.dropped, 1);
+    w.write_block(1, cells).await.unwrap();
+    // A clock 720 days and one slot after the start of partition p - 1: its horizon lies inside
+    // p - 1, so only p - 2 is wholly behind it.
+    let at = |slot: u32| {
+        jiff::Timestamp::from_second(i64::from(slot) * 900 + 720 * 86_400 + 900).unwrap()
+    };
+    let clock = ManualClock::new(at((p - 1) * PARTITION_SLOTS));
+    let horizon = retention_horizon(clock.now());
+    assert!(horizon > (p - 1) * PARTITION_SLOTS && horizon < p * PARTITION_SLOTS);
+    assert_eq!(w.maintain(horizon).await.unwrap().dropped, 1);
     let mut r = request(1);
     r.lo = old;
-    check(
-        &w,
-        r.clone(),
-        &format!(
-            "edge@{}=1/2 new@0=1/2",
-            i64::from(p * PARTITION_SLOTS) - i64::from(SLOT0)
-        ),
-    )
-    .await;
+    let edge_at = i64::from(edge) - i64::from(SLOT0);
+    check(&w, r.clone(), &format!("edge@{edge_at}=1/2 new@0=1/2")).await;
     assert_eq!(
-        w.maintain((p - 1) * PARTITION_SLOTS + 1)
-            .await
-            .unwrap()
-            .dropped,
+        w.maintain(horizon).await.unwrap().dropped,
         0,
         "nothing more is behind it"
     );
-    let _ = r;
+    // A partition later the horizon lies inside p: p - 1 is behind it but holds nothing, and p
+    // (with a slot already behind the horizon) is kept whole.
+    clock.set(at(p * PARTITION_SLOTS));
+    let horizon = retention_horizon(clock.now());
+    assert_eq!(w.maintain(horizon).await.unwrap().dropped, 0);
+    check(&w, r, &format!("edge@{edge_at}=1/2 new@0=1/2")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

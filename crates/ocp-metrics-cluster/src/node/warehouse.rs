@@ -30,7 +30,6 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use ocp_metrics_core::metrics::COLUMNS_MAX;
-use ocp_metrics_core::rollup::Horizons;
 use ocp_metrics_core::time::{BucketPlan, Granularity};
 use ocp_metrics_core::{Answer, Query, Rollups};
 use ocp_metrics_service::QueryFailure;
@@ -292,9 +291,7 @@ async fn write_pending(shared: &Shared, link: &WarehouseLink) {
 /// Retention at the node's clock (not the stream time: retention has no effect on answers,
 /// which read by slot), and the warehouse's merges.
 async fn maintain(shared: &Shared, link: &WarehouseLink) {
-    let horizon = Horizons::at(shared.clock.now())
-        .batch
-        .clamp(0, i64::from(u32::MAX)) as u32;
+    let horizon = ocp_metrics_warehouse::retention_horizon(shared.clock.now());
     match link.warehouse.maintain(horizon).await {
         Ok(done) => {
             link.counters
