@@ -56,6 +56,20 @@ pub struct Query {
     pub timezone: TimeZone,
 }
 
+impl Query {
+    /// The answer's buckets at time `now`: which slot of the family falls in which bucket.
+    pub fn plan(&self, now: Timestamp) -> crate::time::BucketPlan {
+        crate::time::BucketPlan::new(
+            self.start,
+            self.end,
+            now,
+            &self.timezone,
+            self.granularity,
+            self.endpoint.family().slot_seconds(),
+        )
+    }
+}
+
 /// A filter on one dimension: the values to match, any of them; empty matches every value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {

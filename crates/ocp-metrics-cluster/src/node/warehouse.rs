@@ -339,14 +339,7 @@ pub(crate) fn query(
     let now = shared.clock.now();
     let family = q.endpoint.family();
     let group = q.group.as_str();
-    let plan = BucketPlan::new(
-        q.start,
-        q.end,
-        now,
-        &q.timezone,
-        q.granularity,
-        family.slot_seconds(),
-    );
+    let plan = q.plan(now);
     let hi = plan.end_slot().min(i64::from(u32::MAX));
     let (cut, lo, mut cells) = {
         let replica = shared.replica.read();
@@ -395,7 +388,7 @@ pub(crate) fn query(
             cells.add_cell(group, family, &dims, row.slot, &row.counters);
         }
     }
-    Ok(cells.query(q, now)?)
+    Ok(cells.query_planned(q, plan)?)
 }
 
 /// The dimensions an answer tells apart: those filtered by value, and every filter dimension of

@@ -14,15 +14,13 @@ const UNPROJECTED: u32 = u32::MAX;
 impl Rollups {
     /// Answers a valid query at time `now`.
     pub fn query(&self, q: &Query, now: Timestamp) -> Result<Answer, QueryError> {
+        self.query_planned(q, q.plan(now))
+    }
+
+    /// Answers a valid query over buckets already planned (by [`Query::plan`]), for a caller
+    /// that needed the plan before the rollups were complete.
+    pub fn query_planned(&self, q: &Query, plan: BucketPlan) -> Result<Answer, QueryError> {
         let family = q.endpoint.family();
-        let plan = BucketPlan::new(
-            q.start,
-            q.end,
-            now,
-            &q.timezone,
-            q.granularity,
-            family.slot_seconds(),
-        );
         let store = self.group(q.group.as_str()).map(|g| g.family(family));
         let unfiltered = !q.drilldown && q.filters.iter().all(|f| f.values.is_empty());
         let groups = match store {
