@@ -129,9 +129,11 @@ impl Proc {
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// The last 40 lines of the log, without the access lines of `/readyz` polls (which
+    /// `wait_ready` writes every 10 ms and which would otherwise be all a failure shows).
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("/readyz")).collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
