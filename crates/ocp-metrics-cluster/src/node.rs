@@ -358,12 +358,14 @@ impl Verdicts {
 }
 
 /// Runs a start-up step until it succeeds, retrying while NATS is unavailable (a node may start
-/// before its servers); any other error is final.
+/// before its servers); any other error is final. Each step is logged as it begins, so that a
+/// node that never gets ready shows in its log the step it is stuck in.
 pub async fn retrying<T, F, Fut>(what: &str, mut step: F) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ClusterError>>,
 {
+    tracing::info!("cluster node: starting to {what}");
     let mut attempts = 0u32;
     loop {
         match step().await {

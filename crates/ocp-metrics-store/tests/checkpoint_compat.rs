@@ -14,7 +14,7 @@ mod common;
 
 use common::{events, now};
 
-/// The sessions of `tests/fixtures/checkpoint-v1.bin`: `(minutes before NOW, duration in seconds)`,
+/// The sessions of `tests/fixtures/checkpoint-v*.bin`: `(minutes before NOW, duration in seconds)`,
 /// spread over both groups, both channels and two days so that every family has data.
 const FIXTURE_SESSIONS: [(u16, u16); 8] = [
     (3, 40),
@@ -86,6 +86,12 @@ fn a_format_1_checkpoint_is_read() {
     check_fixture("checkpoint-v1.bin");
 }
 
+/// Format 2 stores the dedupe set as one sorted byte string instead of a map.
+#[test]
+fn a_format_2_checkpoint_is_read() {
+    check_fixture("checkpoint-v2.bin");
+}
+
 #[test]
 fn a_checkpoint_written_now_round_trips_through_an_engine_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -124,3 +130,4 @@ fn payload_versions_are_checked() {
         "the checkpoint payload is shorter than its version prefix"
     );
 }
+

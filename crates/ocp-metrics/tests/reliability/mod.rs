@@ -78,11 +78,13 @@ impl Proc {
 
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
+        // What `/readyz` last said, so that a node that never gets ready says why.
+        let mut last;
         loop {
-            if let Ok(r) = get(&format!("{}/readyz", self.base_url))
-                && r.0 == 200
-            {
-                return;
+            match get(&format!("{}/readyz", self.base_url)) {
+                Ok(r) if r.0 == 200 => return,
+                Ok(r) => last = format!("{} {}", r.0, r.1),
+                Err(e) => last = e.to_string(),
             }
             if let Some(status) = self
                 .child
@@ -96,7 +98,7 @@ impl Proc {
             }
             assert!(
                 Instant::now() < deadline,
-                "not ready in {READY_TIMEOUT:?}; log:\n{}",
+                "not ready in {READY_TIMEOUT:?}; /readyz last answered: {last}; log:\n{}",
                 self.log_tail()
             );
             std::thread::sleep(Duration::from_millis(10));
