@@ -1,38 +1,46 @@
 //! The dedupe set: which `(group, id)` pairs were accepted within the horizon.
 //!
-//! Keys are 128-bit hashes of the pair. An entry keeps the key's upper 112 bits (its
+//! Keys are 128-bit hashes of the pair. An entry keeps 111 bits of the key (its
 //! *fingerprint*: a collision is about as likely as a disk returning wrong bits and going
-//! unnoticed) and the hour it arrived in, packed into one `u128`. Entries live in two places:
+//! unnoticed) and the hour it arrived in, packed into one `u128`, in an **ordered hash
+//! table** (Amble and Knuth's ordered linear probing): an entry's home slot is its fingerprint
+//! scaled to the table's length, it sits at or after its home with only occupied slots
+//! between, and the entries of the table are in fingerprint order. So a lookup reads from the
+//! home slot on until it finds the fingerprint, a larger one or an empty slot (one cache miss,
+//! about four slots at the highest occupancy), and an insert shifts the rest of its cluster
+//! one slot on.
 //!
-//! - the **run**: one sorted array of packed entries, 16 bytes each, with a small index of
-//!   where each range of fingerprints starts (about half a byte an entry), so that a lookup is
-//!   an index read and a scan of about eight neighbouring entries;
-//! - the **recent table**: a hash map of the entries inserted since the last merge.
-//!
-//! [`Dedupe::expire`] merges the recent table into the run once it holds more than a sixteenth
-//! of the run, and once an hour drops the entries that fell out of the horizon in the same
-//! pass. So the set costs about 17 bytes an entry (a hash map of the same keys costs 32 to 64),
-//! and it is stored and restored as one sorted array, without a per-entry insert.
+//! The table is rebuilt, in one sequential pass, when it passes 85% occupancy (to 60%), and
+//! when the oldest entries fall out of the horizon (at most once an hour; to 75%). So it costs
+//! 19 to 27 bytes an entry (a hash map of keys to hours costs 32 to 64), and it is stored as its
+//! slots and restored by placing them again in order (at 75%), without hashing an entry.
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How long an accepted id is remembered, in hours. docs/api.md promises at least 48 hours;
 /// one more hour means an id is never forgotten early because of hour rounding.
 pub const DEDUPE_HORIZON_HOURS: i64 = 49;
-/// The recent table is merged into the run once it holds more than this many entries and
-/// more than [`RECENT_SHARE_OF_RUN_DIVISOR`]-th of the run: small enough that it adds about a
-/// byte an entry, large enough that a merge (a pass over the run) is rare.
-pub const RECENT_ENTRIES_MIN: usize = 1 << 16;
-/// See [`RECENT_ENTRIES_MIN`].
-pub const RECENT_SHARE_OF_RUN_DIVISOR: usize = 16;
-/// Entries per index bucket of the run, on average: a lookup scans about this many.
-const INDEX_BUCKET_ENTRIES: usize = 8;
-/// Bits of a packed entry that hold its hour, relative to the run's base hour.
+/// Home slots per hundred entries when the table is built or restored: 75% occupancy, where
+/// an insert shifts about five slots.
+const SLOTS_PER_HUNDRED_ENTRIES: usize = 133;
+/// The table is rebuilt larger when an insert would take it past this occupancy, in percent
+/// (an insert then shifts about twenty slots, a lookup reads about four).
+const OCCUPANCY_MAX_PERCENT: usize = 85;
+/// Growth: a full table is rebuilt with room for this many times its entries, per hundred
+/// (60% occupancy after it).
+const GROWTH_PER_HUNDRED: usize = 125;
+/// Slots past the home slots, for the clusters that run over the end, per thousand home slots
+/// (plus [`OVERFLOW_SLOTS_MIN`]); the table grows further only if they fill.
+const OVERFLOW_SLOTS_PER_THOUSAND: usize = 2;
+const OVERFLOW_SLOTS_MIN: usize = 64;
+/// Bits of a packed entry that hold its hour, relative to the table's base hour.
 const HOUR_BITS: u32 = 16;
 const HOUR_MASK: u128 = (1 << HOUR_BITS) - 1;
 const FINGERPRINT_MASK: u128 = !HOUR_MASK;
-/// The hour field of an entry removed from the run; the next merge drops it.
+/// Set in every fingerprint, so that no entry is zero, the empty slot.
+const FINGERPRINT_FLAG: u128 = 1 << HOUR_BITS;
+const EMPTY: u128 = 0;
+/// The hour field of a removed entry; the next rebuild drops it.
 const TOMBSTONE: u128 = HOUR_MASK;
 /// The largest relative hour an entry can hold (about seven years after the base hour). A
 /// later hour is stored as this one, which keeps the entry longer, never shorter.
@@ -41,19 +49,18 @@ const RELATIVE_HOUR_MAX: u32 = (HOUR_MASK - 1) as u32;
 /// The `(group, id)` pairs accepted within the horizon; see the module docs.
 #[derive(Debug, Default, Clone)]
 pub struct Dedupe {
-    /// Packed entries (fingerprint | hour - `base_hour`), sorted, one per fingerprint.
-    run: Vec<u128>,
-    /// `index[b]..index[b + 1]` holds the entries of `run` whose fingerprints start with the
-    /// `index_bits` bits of `b`. Empty while `run` is.
-    index: Vec<u32>,
-    index_bits: u32,
-    /// The hour the run's relative hours count from.
-    base_hour: u32,
-    /// Entries of the run marked removed.
+    /// Packed entries (fingerprint | hour - `base_hour`), [`EMPTY`] where none is.
+    slots: Vec<u128>,
+    /// The slots entries' homes are scaled to; `slots` extends past them for the clusters
+    /// that run over the end.
+    homes: usize,
+    /// Entries in `slots`, removed ones included.
+    entries: usize,
+    /// Entries marked removed.
     removed: usize,
-    /// Fingerprint to arrival hour, for entries inserted since the last merge.
-    recent: FxHashMap<u128, u32>,
-    /// No entry arrived before this hour (exact after a merge; inserts only lower it).
+    /// The hour relative hours count from.
+    base_hour: u32,
+    /// No entry arrived before this hour (exact after a rebuild; inserts only lower it).
     oldest_hour: u32,
 }
 
@@ -83,47 +90,46 @@ impl Dedupe {
     pub fn from_hours(entries: impl IntoIterator<Item = (u128, u32)>) -> Dedupe {
         let mut set = Dedupe::default();
         for (key, hour) in entries {
-            set.insert_hour(key & FINGERPRINT_MASK, hour);
+            set.insert_hour(fingerprint(key), hour);
         }
-        set.merge(0);
         set
     }
 
     pub fn contains(&self, key: u128) -> bool {
-        let f = key & FINGERPRINT_MASK;
-        self.recent.contains_key(&f) || self.run_position(f).is_some()
+        match self.find(fingerprint(key)) {
+            Ok(at) => self.slots[at] & HOUR_MASK != TOMBSTONE,
+            Err(_) => false,
+        }
     }
 
-    /// Remembers `key` as accepted at `arrival_ms`. Callers check [`Dedupe::contains`] first;
-    /// a key inserted twice is still one entry, with its earlier hour.
+    /// Remembers `key` as accepted at `arrival_ms`. A key inserted twice is one entry, with
+    /// its earlier hour.
     pub fn insert(&mut self, key: u128, arrival_ms: i64) {
-        self.insert_hour(key & FINGERPRINT_MASK, hour_of(arrival_ms));
+        self.insert_hour(fingerprint(key), hour_of(arrival_ms));
     }
 
     /// Forgets `key` (a commit that failed after it was remembered).
     pub fn remove(&mut self, key: u128) {
-        let f = key & FINGERPRINT_MASK;
-        if self.recent.remove(&f).is_none()
-            && let Some(p) = self.run_position(f)
+        let f = fingerprint(key);
+        if let Ok(at) = self.find(f)
+            && self.slots[at] & HOUR_MASK != TOMBSTONE
         {
-            self.run[p] = f | TOMBSTONE;
+            self.slots[at] = f | TOMBSTONE;
             self.removed += 1;
         }
     }
 
-    /// Forgets ids that arrived more than the horizon before `now_ms` (a pass over the set at
-    /// most once an hour), and merges the recent table into the run when it has grown.
+    /// Forgets ids that arrived more than the horizon before `now_ms`: a rebuild at most once
+    /// an hour.
     pub fn expire(&mut self, now_ms: i64) {
         let oldest_kept = hour_of(now_ms).saturating_sub(DEDUPE_HORIZON_HOURS as u32);
-        let expiring = self.oldest_hour < oldest_kept && !self.is_empty();
-        let recent_max = RECENT_ENTRIES_MIN.max(self.run.len() / RECENT_SHARE_OF_RUN_DIVISOR);
-        if expiring || self.recent.len() > recent_max {
-            self.merge(oldest_kept);
+        if self.oldest_hour < oldest_kept && !self.is_empty() {
+            self.rebuild(oldest_kept, self.len());
         }
     }
 
     pub fn len(&self) -> usize {
-        self.run.len() - self.removed + self.recent.len()
+        self.entries - self.removed
     }
 
     pub fn is_empty(&self) -> bool {
@@ -131,166 +137,172 @@ impl Dedupe {
     }
 
     fn insert_hour(&mut self, fingerprint: u128, hour: u32) {
+        if self.entries == 0 {
+            self.base_hour = hour;
+        }
         if self.is_empty() || hour < self.oldest_hour {
             self.oldest_hour = hour;
         }
-        let kept = self.recent.entry(fingerprint).or_insert(hour);
-        *kept = (*kept).min(hour);
-    }
-
-    /// Where the live entry of `fingerprint` is in the run.
-    fn run_position(&self, fingerprint: u128) -> Option<usize> {
-        let b = self.bucket(fingerprint)?;
-        let (lo, hi) = (self.index[b] as usize, self.index[b + 1] as usize);
-        let at = self.run[lo..hi]
-            .iter()
-            .position(|e| e & FINGERPRINT_MASK >= fingerprint)?;
-        let e = self.run[lo + at];
-        (e & FINGERPRINT_MASK == fingerprint && e & HOUR_MASK != TOMBSTONE).then_some(lo + at)
-    }
-
-    fn bucket(&self, fingerprint: u128) -> Option<usize> {
-        if self.index.is_empty() {
-            return None;
+        if hour < self.base_hour {
+            // Earlier than every relative hour can say (a clock set back by more than the
+            // horizon): rebase the set on this hour first.
+            self.rebuild(0, self.len());
         }
-        Some(bucket_of(fingerprint, self.index_bits))
+        if (self.entries + 1) * 100 > self.homes * OCCUPANCY_MAX_PERCENT {
+            self.rebuild(0, (self.len() + 1).max(64) * GROWTH_PER_HUNDRED / 100);
+        }
+        let entry = pack(fingerprint, hour, self.base_hour);
+        match self.find(fingerprint) {
+            Ok(at) => {
+                let kept = self.slots[at];
+                if kept & HOUR_MASK == TOMBSTONE {
+                    self.removed -= 1;
+                    self.slots[at] = entry;
+                } else {
+                    self.slots[at] = kept.min(entry);
+                }
+            }
+            Err(at) => self.insert_at(at, entry),
+        }
     }
 
-    /// Moves the recent table into the run and drops the entries that arrived before
-    /// `oldest_kept` (and those marked removed).
-    fn merge(&mut self, oldest_kept: u32) {
-        let recent = std::mem::take(&mut self.recent);
-        let (run, base_hour, oldest) = self.merged(recent.into_iter(), oldest_kept);
-        self.run = run;
-        self.base_hour = base_hour;
-        self.oldest_hour = oldest;
-        self.removed = 0;
-        self.rebuild_index();
+    /// The slot of `fingerprint` (removed or not), or where it belongs.
+    fn find(&self, fingerprint: u128) -> Result<usize, usize> {
+        let mut at = home(fingerprint, self.homes);
+        while let Some(&e) = self.slots.get(at) {
+            if e == EMPTY || e & FINGERPRINT_MASK > fingerprint {
+                return Err(at);
+            }
+            if e & FINGERPRINT_MASK == fingerprint {
+                return Ok(at);
+            }
+            at += 1;
+        }
+        Err(at)
     }
 
-    /// The run merged with `recent`, without the entries before `oldest_kept` or removed: the
-    /// sorted entries relative to the returned base hour, and the oldest hour among them.
-    fn merged(
-        &self,
-        recent: impl Iterator<Item = (u128, u32)>,
-        oldest_kept: u32,
-    ) -> (Vec<u128>, u32, u32) {
+    /// Puts `entry` at `at`, shifting the rest of its cluster one slot on.
+    fn insert_at(&mut self, at: usize, entry: u128) {
+        let free = self.slots[at..]
+            .iter()
+            .position(|&e| e == EMPTY)
+            .map(|i| at + i);
+        let free = free.unwrap_or_else(|| push_empty(&mut self.slots));
+        self.slots.copy_within(at..free, at + 1);
+        self.slots[at] = entry;
+        self.entries += 1;
+    }
+
+    /// Builds the table again with room for `room` entries, without the entries that arrived
+    /// before `oldest_kept` and those marked removed.
+    fn rebuild(&mut self, oldest_kept: u32, room: usize) {
         // Every entry kept arrived at or after both, so relative hours are never negative.
         let base = oldest_kept.max(self.oldest_hour);
-        let mut fresh: Vec<u128> = recent
-            .filter(|&(_, hour)| hour >= oldest_kept)
-            .map(|(f, hour)| pack(f, hour, base))
-            .collect();
-        fresh.sort_unstable();
-        let old = self.run.iter().filter_map(|&e| {
+        let mut placed = Placed::with_room_for(room.max(self.len()));
+        for e in self.live(oldest_kept, base) {
+            placed.push(e);
+        }
+        self.install(placed, base);
+    }
+
+    /// The entries kept by a rebuild, in order, packed relative to `base`.
+    fn live(&self, oldest_kept: u32, base: u32) -> impl Iterator<Item = u128> + '_ {
+        self.slots.iter().filter_map(move |&e| {
             let rel = e & HOUR_MASK;
             let hour = self.base_hour.saturating_add(rel as u32);
-            (rel != TOMBSTONE && hour >= oldest_kept).then(|| pack(e, hour, base))
-        });
-        let mut out: Vec<u128> = Vec::with_capacity(self.run.len() - self.removed + fresh.len());
-        let mut oldest = u32::MAX;
-        let mut push = |e: u128| {
-            oldest = oldest.min(base.saturating_add((e & HOUR_MASK) as u32));
-            match out.last_mut() {
-                // The same fingerprint in both: keep the earlier hour.
-                Some(last) if *last & FINGERPRINT_MASK == e & FINGERPRINT_MASK => {
-                    *last = (*last).min(e);
-                }
-                _ => out.push(e),
-            }
-        };
-        let mut old = old.peekable();
-        let mut fresh = fresh.into_iter().peekable();
-        loop {
-            let take_old = match (old.peek(), fresh.peek()) {
-                (Some(a), Some(b)) => a <= b,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            let next = if take_old { old.next() } else { fresh.next() };
-            push(next.expect("peeked"));
-        }
-        let oldest = if out.is_empty() { oldest_kept } else { oldest };
-        (out, base, oldest)
+            (e != EMPTY && rel != TOMBSTONE && hour >= oldest_kept).then(|| pack(e, hour, base))
+        })
     }
 
-    fn rebuild_index(&mut self) {
-        self.index.clear();
-        if self.run.is_empty() {
-            self.index_bits = 0;
-            return;
-        }
-        let buckets = (self.run.len() / INDEX_BUCKET_ENTRIES)
-            .max(1)
-            .next_power_of_two();
-        self.index_bits = buckets.trailing_zeros();
-        self.index.reserve(buckets + 1);
-        let mut at = 0usize;
-        for b in 0..buckets {
-            while at < self.run.len() && bucket_of(self.run[at], self.index_bits) < b {
-                at += 1;
-            }
-            self.index.push(position_u32(at));
-        }
-        self.index.push(position_u32(self.run.len()));
-    }
-
-    /// Rebuilds a set from its stored form, checking what the index relies on.
-    fn from_stored(base_hour: u32, run: Vec<u128>) -> Result<Dedupe, String> {
-        let mut oldest = u32::MAX;
-        for (i, e) in run.iter().enumerate() {
-            if e & HOUR_MASK == TOMBSTONE {
-                return Err(format!("entry {i} is marked removed"));
-            }
-            if i > 0 && run[i - 1] & FINGERPRINT_MASK >= e & FINGERPRINT_MASK {
-                return Err(format!("entry {i} is out of order"));
-            }
-            oldest = oldest.min(base_hour.saturating_add((e & HOUR_MASK) as u32));
-        }
-        let mut set = Dedupe {
-            oldest_hour: if run.is_empty() { base_hour } else { oldest },
-            run,
-            base_hour,
-            ..Dedupe::default()
-        };
-        set.rebuild_index();
-        Ok(set)
+    fn install(&mut self, placed: Placed, base: u32) {
+        self.oldest_hour = placed
+            .oldest_rel
+            .map_or(base, |rel| base.saturating_add(rel));
+        self.slots = placed.slots;
+        self.homes = placed.homes;
+        self.entries = placed.entries;
+        self.removed = 0;
+        self.base_hour = base;
     }
 }
 
-/// The stored form: the base hour, then the run merged with the recent table as little-endian
-/// `u128`s in one byte string (restored with a copy and an order check, no per-entry insert).
+/// A table being built: entries placed in ascending order, each at its home or just after the
+/// one before.
+struct Placed {
+    slots: Vec<u128>,
+    homes: usize,
+    entries: usize,
+    /// Where the last entry went.
+    last: Option<usize>,
+    /// The oldest relative hour placed.
+    oldest_rel: Option<u32>,
+}
+
+impl Placed {
+    /// Room for `entries` entries at 75% occupancy.
+    fn with_room_for(entries: usize) -> Placed {
+        let homes = (entries * SLOTS_PER_HUNDRED_ENTRIES / 100).max(1);
+        let overflow = OVERFLOW_SLOTS_MIN + homes * OVERFLOW_SLOTS_PER_THOUSAND / 1000;
+        let mut slots = Vec::with_capacity(homes + overflow);
+        slots.resize(homes + overflow, EMPTY);
+        Placed {
+            slots,
+            homes,
+            entries: 0,
+            last: None,
+            oldest_rel: None,
+        }
+    }
+
+    /// Places the next entry; entries come in ascending order of fingerprint.
+    fn push(&mut self, e: u128) {
+        let rel = (e & HOUR_MASK) as u32;
+        self.oldest_rel = Some(self.oldest_rel.map_or(rel, |o| o.min(rel)));
+        let at = home(e, self.homes).max(self.last.map_or(0, |l| l + 1));
+        if at == self.slots.len() {
+            push_empty(&mut self.slots);
+        }
+        self.slots[at] = e;
+        self.last = Some(at);
+        self.entries += 1;
+    }
+}
+
+/// The stored form: the base hour, then the run's slots (empty ones included) as
+/// little-endian `u128`s in one byte string. A reader needs only their order: it places the
+/// entries again, so the table's shape may change between builds.
 impl Serialize for Dedupe {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        let merged;
-        let (base_hour, run) = if self.recent.is_empty() && self.removed == 0 {
-            (self.base_hour, &self.run)
+        let mut rebuilt = None;
+        let (base_hour, slots) = if self.removed == 0 {
+            (self.base_hour, &self.slots)
         } else {
-            let recent = self.recent.iter().map(|(&f, &h)| (f, h));
-            let (run, base, _) = self.merged(recent, 0);
-            merged = run;
-            (base, &merged)
+            // Without the removed entries, which a reader would refuse.
+            let base = self.oldest_hour;
+            let placed = rebuilt.insert(Placed::with_room_for(self.len()));
+            self.live(0, base).for_each(|e| placed.push(e));
+            (base, &placed.slots)
         };
         let mut t = serializer.serialize_tuple(2)?;
         t.serialize_element(&base_hour)?;
-        t.serialize_element(&RunBytes(run))?;
+        t.serialize_element(&SlotBytes(slots))?;
         t.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Dedupe {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Dedupe, D::Error> {
-        let (base_hour, run): (u32, StoredRun) = Deserialize::deserialize(deserializer)?;
-        Dedupe::from_stored(base_hour, run.0)
-            .map_err(|e| serde::de::Error::custom(format!("the dedupe set is corrupt: {e}")))
+        let (base, StoredRun(placed)): (u32, StoredRun) = Deserialize::deserialize(deserializer)?;
+        let mut set = Dedupe::default();
+        set.install(placed, base);
+        Ok(set)
     }
 }
 
-struct RunBytes<'a>(&'a [u128]);
+struct SlotBytes<'a>(&'a [u128]);
 
-impl Serialize for RunBytes<'_> {
+impl Serialize for SlotBytes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if cfg!(target_endian = "little") {
             serializer.serialize_bytes(bytemuck::cast_slice(self.0))
@@ -301,7 +313,8 @@ impl Serialize for RunBytes<'_> {
     }
 }
 
-struct StoredRun(Vec<u128>);
+/// A stored run, placed again as it is read.
+struct StoredRun(Placed);
 
 impl<'de> Deserialize<'de> for StoredRun {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<StoredRun, D::Error> {
@@ -309,23 +322,39 @@ impl<'de> Deserialize<'de> for StoredRun {
         impl serde::de::Visitor<'_> for Visit {
             type Value = StoredRun;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a byte string of 16-byte dedupe entries")
+                f.write_str("a byte string of 16-byte dedupe slots")
             }
             fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<StoredRun, E> {
-                let (entries, rest) = bytes.as_chunks::<16>();
-                if !rest.is_empty() {
-                    return Err(E::custom(format!(
-                        "the dedupe run has {} bytes, not a multiple of 16",
-                        bytes.len()
-                    )));
-                }
-                Ok(StoredRun(
-                    entries.iter().map(|e| u128::from_le_bytes(*e)).collect(),
-                ))
+                place_stored(bytes)
+                    .map(StoredRun)
+                    .map_err(|e| E::custom(format!("the dedupe set is corrupt: {e}")))
             }
         }
         deserializer.deserialize_bytes(Visit)
     }
+}
+
+/// Places stored slots, checking what lookups rely on: entries in strictly ascending
+/// fingerprint order, none marked removed or without the fingerprint flag.
+fn place_stored(bytes: &[u8]) -> Result<Placed, String> {
+    let (slots, rest) = bytes.as_chunks::<16>();
+    if !rest.is_empty() {
+        return Err(format!("{} bytes of slots, not a multiple of 16", bytes.len()));
+    }
+    let entries = slots.iter().map(|s| u128::from_le_bytes(*s)).filter(|&e| e != EMPTY);
+    let mut placed = Placed::with_room_for(entries.clone().count());
+    let mut previous = None;
+    for (i, e) in entries.enumerate() {
+        if e & HOUR_MASK == TOMBSTONE || e & FINGERPRINT_FLAG == 0 {
+            return Err(format!("entry {i} is not a stored entry ({e:#034x})"));
+        }
+        if previous.is_some_and(|p| p >= e & FINGERPRINT_MASK) {
+            return Err(format!("entry {i} is out of order"));
+        }
+        previous = Some(e & FINGERPRINT_MASK);
+        placed.push(e);
+    }
+    Ok(placed)
 }
 
 fn pack(fingerprint: u128, hour: u32, base: u32) -> u128 {
@@ -333,18 +362,23 @@ fn pack(fingerprint: u128, hour: u32, base: u32) -> u128 {
     (fingerprint & FINGERPRINT_MASK) | u128::from(rel)
 }
 
-fn bucket_of(entry: u128, bits: u32) -> usize {
-    if bits == 0 {
-        0
-    } else {
-        (entry >> (128 - bits)) as usize
-    }
+/// One more empty slot at the end, when the overflow slots are full (rare; the next rebuild
+/// makes room again); the index of the new slot. Grows the allocation by a few slots, not twice.
+fn push_empty(slots: &mut Vec<u128>) -> usize {
+    slots.reserve_exact(OVERFLOW_SLOTS_MIN);
+    slots.push(EMPTY);
+    slots.len() - 1
 }
 
-/// A run position as stored in the index. A run of four billion entries (64 GiB) is far past
-/// what any machine this runs on holds.
-fn position_u32(at: usize) -> u32 {
-    u32::try_from(at).expect("the dedupe run holds fewer than 2^32 entries")
+/// The fingerprint of a key: its upper 112 bits, with [`FINGERPRINT_FLAG`] set.
+fn fingerprint(key: u128) -> u128 {
+    (key & FINGERPRINT_MASK) | FINGERPRINT_FLAG
+}
+
+/// The home slot of an entry in a run whose entries' homes are scaled to `homes` slots:
+/// monotonic in the entry, so that entries placed in order keep the table sorted.
+fn home(entry: u128, homes: usize) -> usize {
+    (((entry >> 64) * homes as u128) >> 64) as usize
 }
 
 fn hour_of(ms: i64) -> u32 {

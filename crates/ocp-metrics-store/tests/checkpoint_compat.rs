@@ -131,3 +131,4 @@ fn payload_versions_are_checked() {
     );
 }
 
+

@@ -27,21 +27,25 @@ fn ids_are_remembered_for_the_horizon_then_forgotten() {
 }
 
 #[test]
-fn a_large_set_merges_its_recent_table_into_the_run_and_still_answers() {
+fn a_large_set_grows_and_is_restored_at_75_percent_occupancy() {
     let mut d = Dedupe::default();
     let t0 = 500_000 * HOUR_MS;
-    let n = 3 * RECENT_ENTRIES_MIN;
+    let n = 200_000;
     for i in 0..n {
-        d.insert(Dedupe::key("g", &i.to_string()), t0);
+        let key = Dedupe::key("g", &i.to_string());
+        assert!(!d.contains(key));
+        d.insert(key, t0);
         d.expire(t0);
     }
-    assert!(d.recent.len() <= RECENT_ENTRIES_MIN, "merged as it grew");
     assert_eq!(d.len(), n);
     assert!((0..n).all(|i| d.contains(Dedupe::key("g", &i.to_string()))));
     assert!(!(n..2 * n).any(|i| d.contains(Dedupe::key("g", &i.to_string()))));
-    let bytes = postcard::to_allocvec(&d).unwrap();
-    // The base hour and the byte string's length (varints), then 16 bytes an entry.
-    assert_eq!(bytes.len(), 3 + 4 + 16 * n, "16 bytes an entry when stored");
+    let occupancy = |d: &Dedupe| d.len() as f64 / d.homes as f64;
+    assert!((0.59..=0.85).contains(&occupancy(&d)), "{}", occupancy(&d));
+    let restored: Dedupe = postcard::from_bytes(&postcard::to_allocvec(&d).unwrap()).unwrap();
+    assert_eq!(restored.len(), n);
+    assert!((0..n).all(|i| restored.contains(Dedupe::key("g", &i.to_string()))));
+    assert!((0.74..=0.76).contains(&occupancy(&restored)), "{}", occupancy(&restored));
 }
 
 #[test]
@@ -49,7 +53,6 @@ fn a_removed_entry_is_forgotten_in_either_place() {
     let mut d = Dedupe::default();
     let (a, b) = (Dedupe::key("g", "a"), Dedupe::key("g", "b"));
     d.insert(a, 0);
-    d.merge(0);
     d.insert(b, 0);
     d.remove(a);
     d.remove(b);
@@ -60,15 +63,15 @@ fn a_removed_entry_is_forgotten_in_either_place() {
 }
 
 #[test]
-fn a_stored_run_out_of_order_is_refused() {
-    let mut d = Dedupe::default();
-    d.insert(Dedupe::key("g", "a"), 0);
-    d.insert(Dedupe::key("g", "b"), 0);
-    d.merge(0);
-    d.run.swap(0, 1);
-    let bytes = postcard::to_allocvec(&d).unwrap();
-    let err = postcard::from_bytes::<Dedupe>(&bytes).unwrap_err();
-    assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+fn a_stored_run_out_of_order_or_with_a_removed_entry_is_refused() {
+    let (a, b) = (fingerprint(1 << 100), fingerprint(2 << 100));
+    let stored = |slots: &[u128]| postcard::to_allocvec(&(7u32, SlotBytes(slots))).unwrap();
+    let read = |bytes: Vec<u8>| postcard::from_bytes::<Dedupe>(&bytes).map(|d| d.len());
+    assert_eq!(read(stored(&[a, EMPTY, b])).unwrap(), 2);
+    for bad in [[b, EMPTY, a], [a, EMPTY, a], [a, EMPTY, b | TOMBSTONE], [a, EMPTY, 1 << 100]] {
+        let err = read(stored(&bad)).unwrap_err();
+        assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -93,7 +96,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 proptest! {
     /// The set answers like a plain map of key to arrival hour with the same expiry rule,
-    /// whatever the merges, removals and restores in between.
+    /// whatever the rebuilds, removals and restores in between.
     #[test]
     fn the_set_answers_like_a_map_of_arrival_hours(ops in prop::collection::vec(op(), 1..300)) {
         let mut d = Dedupe::default();
@@ -122,8 +125,10 @@ proptest! {
                     if oldest.is_some_and(|h| h < oldest_kept) {
                         model.retain(|_, h| *h >= oldest_kept);
                     }
-                    // Small sets merge too, so that the run is exercised.
-                    d.merge(oldest_kept as u32);
+                    // Rebuilt at other moments too, as a growing set is.
+                    if minutes % 2 == 0 {
+                        d.rebuild(oldest_kept as u32, d.len());
+                    }
                 }
                 Op::Restore => {
                     d = postcard::from_bytes(&postcard::to_allocvec(&d).unwrap()).unwrap();
