@@ -339,9 +339,15 @@ impl<'de> Deserialize<'de> for StoredRun {
 fn place_stored(bytes: &[u8]) -> Result<Placed, String> {
     let (slots, rest) = bytes.as_chunks::<16>();
     if !rest.is_empty() {
-        return Err(format!("{} bytes of slots, not a multiple of 16", bytes.len()));
+        return Err(format!(
+            "{} bytes of slots, not a multiple of 16",
+            bytes.len()
+        ));
     }
-    let entries = slots.iter().map(|s| u128::from_le_bytes(*s)).filter(|&e| e != EMPTY);
+    let entries = slots
+        .iter()
+        .map(|s| u128::from_le_bytes(*s))
+        .filter(|&e| e != EMPTY);
     let mut placed = Placed::with_room_for(entries.clone().count());
     let mut previous = None;
     for (i, e) in entries.enumerate() {

@@ -130,5 +130,3 @@ fn payload_versions_are_checked() {
         "the checkpoint payload is shorter than its version prefix"
     );
 }
-
-

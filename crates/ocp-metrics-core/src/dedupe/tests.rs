@@ -45,7 +45,11 @@ fn a_large_set_grows_and_is_restored_at_75_percent_occupancy() {
     let restored: Dedupe = postcard::from_bytes(&postcard::to_allocvec(&d).unwrap()).unwrap();
     assert_eq!(restored.len(), n);
     assert!((0..n).all(|i| restored.contains(Dedupe::key("g", &i.to_string()))));
-    assert!((0.74..=0.76).contains(&occupancy(&restored)), "{}", occupancy(&restored));
+    assert!(
+        (0.74..=0.76).contains(&occupancy(&restored)),
+        "{}",
+        occupancy(&restored)
+    );
 }
 
 #[test]
@@ -68,7 +72,12 @@ fn a_stored_run_out_of_order_or_with_a_removed_entry_is_refused() {
     let stored = |slots: &[u128]| postcard::to_allocvec(&(7u32, SlotBytes(slots))).unwrap();
     let read = |bytes: Vec<u8>| postcard::from_bytes::<Dedupe>(&bytes).map(|d| d.len());
     assert_eq!(read(stored(&[a, EMPTY, b])).unwrap(), 2);
-    for bad in [[b, EMPTY, a], [a, EMPTY, a], [a, EMPTY, b | TOMBSTONE], [a, EMPTY, 1 << 100]] {
+    for bad in [
+        [b, EMPTY, a],
+        [a, EMPTY, a],
+        [a, EMPTY, b | TOMBSTONE],
+        [a, EMPTY, 1 << 100],
+    ] {
         let err = read(stored(&bad)).unwrap_err();
         assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
     }
