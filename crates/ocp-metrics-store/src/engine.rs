@@ -108,6 +108,84 @@ pub struct RecoveryStats {
     pub elapsed_ms: u64,
 }
 
+/// Decoded log batches waiting for the applying thread during recovery: enough to keep both
+/// threads busy, few enough that a slow apply holds at most a few megabytes of events.
+pub const REPLAY_BATCHES_QUEUED_MAX: usize = 64;
+
+/// Applies the log after `from` to the state, in log order, and returns the bytes replayed.
+/// Two threads share the work: this one reads and decodes the records (the allocation of every
+/// event's strings), a second one applies them (dedupe and rollups) and frees them, so that a
+/// restart after a crash uses both cores.
+fn replay(
+    log: &mut dyn EventLog,
+    from: LogPosition,
+    rollups: &mut Rollups,
+    dedupe: &mut Dedupe,
+    horizons: Horizons,
+    recovery: &mut RecoveryStats,
+) -> Result<u64, EngineError> {
+    let mut replayed_bytes = 0u64;
+    let mut undecodable = 0u64;
+    let (read, (replayed, duplicates)) = std::thread::scope(|scope| {
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<LogBatch<Vec<Event>>>(REPLAY_BATCHES_QUEUED_MAX);
+        let applier = std::thread::Builder::new()
+            .name("ocp-replay".into())
+            .spawn_scoped(scope, move || apply_replayed(rx, rollups, dedupe, horizons))
+            .expect("a thread can be started at recovery");
+        let read = log.replay(from, &mut |_, bytes| {
+            match postcard::from_bytes::<LogBatch<Vec<Event>>>(bytes) {
+                Ok(batch) => {
+                    replayed_bytes += bytes.len() as u64;
+                    // Fails only if the applier stopped, which it does only after the sender
+                    // is dropped.
+                    let _ = tx.send(batch);
+                }
+                Err(e) => {
+                    undecodable += 1;
+                    tracing::error!(error = %e, "a log record passed its checksum but could not be decoded; skipped");
+                }
+            }
+        });
+        drop(tx);
+        let applied = applier
+            .join()
+            .expect("applying replayed events does not panic");
+        (read, applied)
+    });
+    read?;
+    recovery.replayed_events += replayed;
+    recovery.replay_duplicates_skipped += duplicates;
+    recovery.undecodable_batches += undecodable;
+    Ok(replayed_bytes)
+}
+
+/// The applying side of [`replay`]: `(events applied, duplicates skipped)`.
+fn apply_replayed(
+    batches: std::sync::mpsc::Receiver<LogBatch<Vec<Event>>>,
+    rollups: &mut Rollups,
+    dedupe: &mut Dedupe,
+    horizons: Horizons,
+) -> (u64, u64) {
+    let (mut replayed, mut duplicates) = (0, 0);
+    for batch in batches {
+        // Forget what the writer had forgotten when it accepted this batch, so that an id
+        // legitimately accepted again after the horizon still counts.
+        dedupe.expire(batch.arrival_ms);
+        for e in &batch.events {
+            let key = Dedupe::key(e.group.as_str(), &e.id);
+            if dedupe.contains(key) {
+                duplicates += 1;
+                continue;
+            }
+            replayed += 1;
+            dedupe.insert(key, batch.arrival_ms);
+            rollups.apply(e, horizons);
+        }
+    }
+    (replayed, duplicates)
+}
+
 /// Counters the engine keeps about itself.
 #[derive(Debug, Default)]
 pub struct EngineCounters {
@@ -226,29 +304,14 @@ impl Engine {
         };
         rollups.after_load();
         let horizons = Horizons::at(clock.now());
-        let mut replayed_bytes = 0u64;
-        log.replay(from, &mut |_, bytes| match postcard::from_bytes::<LogBatch<Vec<Event>>>(bytes) {
-            Ok(batch) => {
-                replayed_bytes += bytes.len() as u64;
-                // Forget what the writer had forgotten when it accepted this batch, so that an
-                // id legitimately accepted again after the horizon still counts.
-                dedupe.expire(batch.arrival_ms);
-                for e in &batch.events {
-                    let key = Dedupe::key(e.group.as_str(), &e.id);
-                    if dedupe.contains(key) {
-                        recovery.replay_duplicates_skipped += 1;
-                        continue;
-                    }
-                    recovery.replayed_events += 1;
-                    dedupe.insert(key, batch.arrival_ms);
-                    rollups.apply(e, horizons);
-                }
-            }
-            Err(e) => {
-                recovery.undecodable_batches += 1;
-                tracing::error!(error = %e, "a log record passed its checksum but could not be decoded; skipped");
-            }
-        })?;
+        let replayed_bytes = replay(
+            log.as_mut(),
+            from,
+            &mut rollups,
+            &mut dedupe,
+            horizons,
+            &mut recovery,
+        )?;
         log.move_end_past(from)?;
         let now = clock.now();
         rollups.evict(Horizons::at(now));
