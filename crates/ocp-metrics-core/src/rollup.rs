@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-pub use column::{Entries, SlotColumn};
+pub use column::{Counters, Entries, SlotColumn};
 
 /// A series key: interned dimension values in family order; unused entries are 0.
 pub type DimTuple = [u32; DIMS_MAX];

@@ -277,8 +277,11 @@ fn string(obj: &mut serde_json::Map<String, Value>, key: &str) -> Result<Option<
 pub fn answer_json(a: &Answer) -> String {
     let mut out = String::with_capacity(64 + a.series.len() * (64 + a.labels.len() * 32));
     let mut digits = itoa::Buffer::new();
-    // Every label quoted once, reused by every series.
-    let keys: Vec<String> = a.labels.iter().map(|l| format!("\"{l}\":")).collect();
+    // Every label quoted once with the comma before it, and once more with a zero after it
+    // (most points of a long drilldown are zero), reused by every series: a point is then one
+    // or two copies into the buffer.
+    let keys: Vec<String> = a.labels.iter().map(|l| format!(",\"{l}\":")).collect();
+    let zeros: Vec<String> = keys.iter().map(|k| format!("{k}0")).collect();
     out.push('[');
     for (i, s) in a.series.iter().enumerate() {
         if i > 0 {
@@ -296,12 +299,16 @@ pub fn answer_json(a: &Answer) -> String {
             push_str(&mut out, v);
         }
         out.push_str("},\"dps\":{");
-        for (j, (key, value)) in keys.iter().zip(&s.values).enumerate() {
-            if j > 0 {
-                out.push(',');
+        let points = s.values.iter().zip(keys.iter().zip(&zeros));
+        for (j, (value, (key, zero))) in points.enumerate() {
+            // The first point has no comma before it.
+            let from = usize::from(j == 0);
+            if *value == 0 {
+                out.push_str(&zero[from..]);
+            } else {
+                out.push_str(&key[from..]);
+                out.push_str(digits.format(*value));
             }
-            out.push_str(key);
-            out.push_str(digits.format(*value));
         }
         out.push_str("}}");
     }

@@ -102,10 +102,12 @@ fn collect_groups(
         accs[n].members.push(i as u32);
     }
     check_limits(if q.drilldown { accs.len() } else { 1 }, q, plan)?;
+    let mut scratch = Vec::new();
     for acc in &mut accs {
         acc.values = vec![0; q.metrics.len() * plan.labels.len()];
         for &i in &acc.members {
-            sum_into(&mut acc.values, &store.series()[i as usize].column, q, plan);
+            let column = &store.series()[i as usize].column;
+            sum_into(&mut acc.values, column, q, plan, &mut scratch);
         }
     }
     Ok(accs)
@@ -118,7 +120,7 @@ fn total_group(store: &FamilyStore, q: &Query, plan: &BucketPlan) -> Acc {
         members: Vec::new(),
         values: vec![0; q.metrics.len() * plan.labels.len()],
     };
-    sum_into(&mut acc.values, store.total(), q, plan);
+    sum_into(&mut acc.values, store.total(), q, plan, &mut Vec::new());
     acc
 }
 
@@ -163,17 +165,32 @@ fn check_limits(groups: usize, q: &Query, plan: &BucketPlan) -> Result<(), Query
     Ok(())
 }
 
-fn sum_into(values: &mut [u64], column: &crate::rollup::SlotColumn, q: &Query, plan: &BucketPlan) {
+/// Adds the column's slots in the plan's range to the buckets, one row of buckets per metric.
+/// Each metric's counters are read as contiguous runs (see `SlotColumn::for_each_sum`, whose
+/// buffer `scratch` is).
+fn sum_into(
+    values: &mut [u64],
+    column: &crate::rollup::SlotColumn,
+    q: &Query,
+    plan: &BucketPlan,
+    scratch: &mut Vec<u64>,
+) {
     let buckets = plan.labels.len();
-    for (slot, counters) in column.range(plan.first_slot, plan.end_slot()) {
-        let b = plan.bucket_of(slot) as usize;
-        if b >= buckets {
-            continue;
-        }
-        for (mi, m) in q.metrics.iter().enumerate() {
-            let v: u64 = m.columns.iter().map(|&c| counters[c]).sum();
-            values[mi * buckets + b] += v;
-        }
+    if buckets == 0 {
+        return;
+    }
+    for (row, m) in values.chunks_exact_mut(buckets).zip(&q.metrics) {
+        column.for_each_sum(
+            plan.first_slot,
+            plan.end_slot(),
+            m.columns,
+            scratch,
+            |slot, v| {
+                if let Some(bucket) = row.get_mut(plan.bucket_of(slot) as usize) {
+                    *bucket += v;
+                }
+            },
+        );
     }
 }
 

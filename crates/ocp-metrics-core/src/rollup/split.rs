@@ -69,7 +69,7 @@ impl Rollups {
                             dims,
                             // Columns store u32 slots, so the conversion is exact.
                             slot: slot as u32,
-                            counters,
+                            counters: &counters,
                         });
                     }
                 }
@@ -125,7 +125,7 @@ impl Rollups {
         for s in store.series() {
             let dims = store.dim_values(&s.dims);
             for (slot, counters) in s.column.range(lo, hi) {
-                self.add_cell(group, family, &dims, slot as u32, counters);
+                self.add_cell(group, family, &dims, slot as u32, &counters);
             }
         }
     }

@@ -41,6 +41,14 @@ impl OldColumn {
         }
     }
 
+    fn mark_latest(&mut self, slot: u32) {
+        if self.slots.last().is_some_and(|&l| l >= slot) {
+            return;
+        }
+        *self = OldColumn::new(self.stride);
+        self.add(slot, &[]);
+    }
+
     fn drop_before(&mut self, horizon: Slot) {
         let n = self.slots.partition_point(|&s| i64::from(s) < horizon);
         self.slots.drain(..n);
@@ -65,6 +73,7 @@ impl OldColumn {
 enum Op {
     Add(u32, u64),
     DropBefore(Slot),
+    MarkLatest(u32),
     Shrink,
 }
 
@@ -72,6 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         20 => (0u32..400, 1u64..5).prop_map(|(s, d)| Op::Add(s, d)),
         1 => (-2i64..400).prop_map(Op::DropBefore),
+        1 => (0u32..400).prop_map(Op::MarkLatest),
         1 => Just(Op::Shrink),
     ]
 }
@@ -102,12 +112,32 @@ fn assert_same(new: &SlotColumn, old: &OldColumn) {
             !old.range(lo, hi).is_empty(),
             "[{lo}, {hi})"
         );
+        assert_same_sums(new, old, lo, hi);
     }
     assert_eq!(
         postcard::to_allocvec(new).unwrap(),
         postcard::to_allocvec(old).unwrap(),
         "serialized bytes"
     );
+}
+
+/// The query's scan (`for_each_sum`) sums, slot by slot, what the old column's rows hold, for
+/// one counter, the last one, and all of them.
+fn assert_same_sums(new: &SlotColumn, old: &OldColumn, lo: Slot, hi: Slot) {
+    let stride = usize::from(old.stride);
+    let all: Vec<usize> = (0..stride).collect();
+    for columns in [&[0][..], &[stride - 1], &all] {
+        let mut got = std::collections::BTreeMap::<Slot, u64>::new();
+        new.for_each_sum(lo, hi, columns, &mut Vec::new(), |slot, v| {
+            *got.entry(slot).or_default() += v
+        });
+        let want: std::collections::BTreeMap<Slot, u64> = old
+            .range(lo, hi)
+            .into_iter()
+            .map(|(slot, row)| (slot, columns.iter().map(|&k| row[k]).sum()))
+            .collect();
+        assert_eq!(got, want, "[{lo}, {hi}) columns {columns:?}");
+    }
 }
 
 proptest! {
@@ -131,6 +161,10 @@ proptest! {
                 Op::DropBefore(h) => {
                     new.drop_before(h);
                     old.drop_before(h);
+                }
+                Op::MarkLatest(slot) => {
+                    new.mark_latest(slot);
+                    old.mark_latest(slot);
                 }
                 Op::Shrink => new.shrink(),
             }
