@@ -377,7 +377,8 @@ impl SlotColumn {
         );
         let (len, cap) = (self.slots.len(), self.cap());
         debug_assert!(
-            self.stride == 0 || (self.values.len() % usize::from(self.stride) == 0 && cap >= len),
+            self.stride == 0
+                || (self.values.len().is_multiple_of(usize::from(self.stride)) && cap >= len),
             "room for every entry's counters"
         );
         debug_assert!(
