@@ -49,11 +49,16 @@ pub struct Snapshot {
     pub payload: Vec<u8>,
 }
 
-/// The longest reading a snapshot may take before it fails with `Unavailable`. The object
-/// store reads through consumers that can stall when a server goes away mid-transfer; a bound
-/// turns a stall into an error the node retries. Ten minutes moves gigabytes on loopback-class
-/// links, far above any snapshot of today's limits.
-pub const SNAPSHOT_OPERATION_TIMEOUT_MS: u64 = 600_000;
+/// The longest a raw blob write (tests only) may take, in milliseconds.
+#[cfg(feature = "testing")]
+const SNAPSHOT_RAW_PUT_TIMEOUT_MS: u64 = 600_000;
+/// The longest a snapshot read may go without progress (opening the object, or any one chunk
+/// arriving) before it fails with `Unavailable` and the node retries it, in milliseconds. The
+/// object store reads through a consumer that was seen to stall for good when a server of an
+/// R3 stream had just been killed (a node then sat "recovering" until a test gave up); a fresh
+/// read makes a fresh consumer. A bound on progress rather than on the whole read lets a large
+/// snapshot take as long as it needs while it moves.
+pub const SNAPSHOT_READ_STALL_MS: u64 = 10_000;
 /// The longest a small operation (metadata, a delete) or the fixed part of a put may take, in
 /// milliseconds. A put to a stream whose leader was just killed was seen to stall without
 /// failing; a node must not stop snapshotting for ten minutes because of it.
@@ -161,7 +166,7 @@ impl SnapshotStore {
                 continue;
             };
             let info = bounded(
-                SNAPSHOT_SMALL_OPERATION_TIMEOUT_MS,
+                SNAPSHOT_READ_STALL_MS,
                 "read a snapshot's metadata",
                 self.store.info(&name),
             )
@@ -199,29 +204,31 @@ impl SnapshotStore {
     async fn get_blob(&self, covers_sequence: u64) -> Result<Vec<u8>, ClusterError> {
         let store = self.store.clone();
         let name = object_name(covers_sequence);
+        let what = format!("read snapshot {covers_sequence}");
         // On a task of its own: async-nats 0.46's object reader unwraps the creation of the
         // consumer it reads chunks through (`object_store/mod.rs`), which times out when a
         // server has just died; the panic ends that task, and becomes an error here that the
         // caller retries, instead of ending the caller.
-        let mut read = tokio::spawn(async move {
-            let mut object = store.get(name).await?;
-            let mut blob = Vec::with_capacity(object.info().size);
-            object.read_to_end(&mut blob).await?;
-            Ok::<_, async_nats::Error>(blob)
-        });
-        let what = format!("read snapshot {covers_sequence}");
-        let wait = std::time::Duration::from_millis(SNAPSHOT_OPERATION_TIMEOUT_MS);
-        match tokio::time::timeout(wait, &mut read).await {
-            Ok(Ok(read)) => read.map_err(|e| js_error(&what, e)),
-            Ok(Err(failed)) => Err(ClusterError::Unavailable(format!(
+        let task_what = what.clone();
+        let read = tokio::spawn(async move { read_object(&store, &name, &task_what).await });
+        match read.await {
+            Ok(read) => read,
+            Err(failed) => Err(ClusterError::Unavailable(format!(
                 "cannot {what}: the object store reader failed ({failed}); retry"
             ))),
-            Err(_) => {
-                read.abort();
-                Err(ClusterError::Unavailable(format!(
-                    "cannot {what}: no progress within {SNAPSHOT_OPERATION_TIMEOUT_MS} ms"
-                )))
-            }
+        }
+    }
+}
+
+/// Reads one object whole, failing with `Unavailable` whenever a step makes no progress within
+/// [`SNAPSHOT_READ_STALL_MS`] (dropping the reader, and with it its consumer).
+async fn read_object(store: &ObjectStore, name: &str, what: &str) -> Result<Vec<u8>, ClusterError> {
+    let mut object = bounded(SNAPSHOT_READ_STALL_MS, what, store.get(name)).await?;
+    let mut blob = Vec::with_capacity(object.info().size);
+    loop {
+        let read = bounded(SNAPSHOT_READ_STALL_MS, what, object.read_buf(&mut blob)).await?;
+        if read == 0 {
+            return Ok(blob);
         }
     }
 }
@@ -319,7 +326,7 @@ impl SnapshotStore {
         blob: &[u8],
     ) -> Result<(), ClusterError> {
         bounded(
-            SNAPSHOT_OPERATION_TIMEOUT_MS,
+            SNAPSHOT_RAW_PUT_TIMEOUT_MS,
             "store a raw snapshot blob",
             self.store
                 .put(object_name(covers_sequence).as_str(), &mut &blob[..]),

@@ -341,6 +341,7 @@ impl Writer {
         if self.bytes_since_checkpoint == 0 {
             return;
         }
+        let started = Instant::now();
         let compacted = self.state.write().compact();
         self.counters
             .compacted_series
@@ -352,6 +353,7 @@ impl Writer {
             let state = self.state.read();
             snapshot::encode(&state, &self.dedupe)
         };
+        let encoded_ms = started.elapsed().as_millis() as u64;
         let bytes = match bytes {
             Ok(b) => b,
             Err(e) => {
@@ -376,6 +378,12 @@ impl Writer {
         if let Err(e) = self.log.truncate_before(self.checkpoints.retain_from()) {
             tracing::warn!(error = %e, "could not drop log segments covered by checkpoints");
         }
-        tracing::info!(bytes = bytes.len(), position = ?self.position, "checkpoint written");
+        tracing::info!(
+            bytes = bytes.len(),
+            position = ?self.position,
+            encoded_ms,
+            written_ms = started.elapsed().as_millis() as u64 - encoded_ms,
+            "checkpoint written"
+        );
     }
 }
