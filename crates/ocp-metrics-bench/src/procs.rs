@@ -281,6 +281,37 @@ pub fn wait_quiet(pids: &[u32], phase: &str) {
     ));
 }
 
+/// The longest a timed phase waits for the server's own background work to end, in seconds.
+const SETTLE_WAIT_SECONDS_MAX: u64 = 60;
+/// A server counts as settled while it uses at most this many jiffies of CPU time (all its
+/// threads) per second: 5% of one CPU at the usual 100 Hz.
+const SETTLED_JIFFIES_PER_SECOND_MAX: u64 = 5;
+
+/// Waits (up to [`SETTLE_WAIT_SECONDS_MAX`]) until the server `pid` is idle: after a load it
+/// writes a checkpoint once ingest goes quiet (a second or two of one core at 10 million
+/// events), which a query phase timed meanwhile would measure instead of the queries.
+pub fn wait_settled(pid: u32, phase: &str) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(SETTLE_WAIT_SECONDS_MAX) {
+        let before = crate::stats::process_jiffies(pid);
+        std::thread::sleep(Duration::from_secs(1));
+        if crate::stats::process_jiffies(pid).saturating_sub(before)
+            <= SETTLED_JIFFIES_PER_SECOND_MAX
+        {
+            if t.elapsed() > Duration::from_secs(2) {
+                say(format!(
+                    "server settled after {:.0} s (its background work before {phase})",
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+            return;
+        }
+    }
+    say(format!(
+        "server still busy after {SETTLE_WAIT_SECONDS_MAX} s; measuring {phase} anyway"
+    ));
+}
+
 /// The share of all CPU time that other processes used during each timed phase of one system,
 /// in the order measured.
 #[derive(Debug, Default)]

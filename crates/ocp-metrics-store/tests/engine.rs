@@ -98,3 +98,41 @@ proptest! {
         rt.block_on(engine.shutdown());
     }
 }
+
+/// Once ingest has been quiet for a couple of seconds, the writer checkpoints what the log holds
+/// beyond the last checkpoint, so that a crash in a quiet time replays nothing.
+#[test]
+fn a_quiet_spell_after_ingest_writes_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now()));
+    let config = EngineConfig {
+        checkpoint_quiet_log_bytes: 1,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open(dir.path(), config.clone(), clock.clone()).unwrap();
+    let all = events(&[(0, 300), (100, 500), (2000, 60)]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(engine.ingest(all.clone())).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while engine
+        .counters()
+        .checkpoints
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint 20 s after ingest went quiet"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // A crash now: recovery starts from that checkpoint and replays nothing.
+    drop(engine);
+    let engine = Engine::open(dir.path(), config, clock).unwrap();
+    assert!(engine.recovery().checkpoint_position.is_some());
+    assert_eq!(engine.recovery().replayed_events, 0);
+    assert_eq!(answers(&engine), expected(&all));
+}

@@ -167,6 +167,10 @@ struct ServeArgs {
     /// Write a checkpoint after this many log bytes since the last one.
     #[arg(long, env = "OCP_METRICS_CHECKPOINT_LOG_BYTES", default_value_t = EngineConfig::default().checkpoint_log_bytes)]
     checkpoint_log_bytes: u64,
+    /// Once ingest has been quiet (under 1 MiB of log per second) for 2 s, write a checkpoint
+    /// as soon as this many log bytes wait since the last one, so that a crash replays little.
+    #[arg(long, env = "OCP_METRICS_CHECKPOINT_QUIET_LOG_BYTES", default_value_t = EngineConfig::default().checkpoint_quiet_log_bytes)]
+    checkpoint_quiet_log_bytes: u64,
     /// Size at which the event log starts a new segment file, in bytes.
     #[arg(long, env = "OCP_METRICS_LOG_SEGMENT_BYTES_MAX", default_value_t = FileLogOptions::default().segment_bytes_max)]
     log_segment_bytes_max: u64,
@@ -416,6 +420,7 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
     EngineConfig {
         checkpoint_interval_seconds: args.checkpoint_interval_seconds,
         checkpoint_log_bytes: args.checkpoint_log_bytes,
+        checkpoint_quiet_log_bytes: args.checkpoint_quiet_log_bytes,
         log: FileLogOptions {
             segment_bytes_max: args.log_segment_bytes_max,
             ..FileLogOptions::default()

@@ -303,6 +303,8 @@ fn time_queries(
     noise: &mut Noise,
 ) -> anyhow::Result<(Vec<Rows>, Vec<QueryTiming>)> {
     let pids = [ch.proc.pid()];
+    // As for ocp-metrics: background merges after the load end before the queries are timed.
+    crate::procs::wait_settled(ch.proc.pid(), &format!("ClickHouse queries ({over})"));
     wait_quiet(&pids, &format!("ClickHouse queries ({over})"));
     noise.meter(format!("query latency ({over})"), &pids, || {
         let mut rows_of = Vec::new();

@@ -271,6 +271,7 @@ impl Measure<'_> {
         suite: &Suite,
     ) -> anyhow::Result<(Vec<Norm>, Vec<QueryTiming>, f64)> {
         let pids = [s.proc.pid()];
+        procs::wait_settled(s.proc.pid(), "queries");
         wait_quiet(&pids, "queries");
         let perf = procs::start_perf(s.proc.pid(), self.perf_out("perf-query.data").as_deref());
         let (answers, timings) = self.noise.meter("query latency", &pids, || {

@@ -48,6 +48,12 @@ pub(super) struct Writer {
     /// When the last checkpoint attempt failed, if it did; retries wait.
     pub(super) checkpoint_failed_at: Option<Instant>,
     pub(super) last_maintenance: Instant,
+    /// Log bytes appended since the engine opened, and their count at the last maintenance:
+    /// their difference says whether ingest is quiet.
+    pub(super) log_bytes_total: u64,
+    pub(super) log_bytes_at_maintenance: u64,
+    /// Since when ingest has been quiet, if it is.
+    pub(super) quiet_since: Option<Instant>,
     pub(super) config: EngineConfig,
     pub(super) position: LogPosition,
     /// Where applied events go to be freed off the writer thread.
@@ -254,7 +260,9 @@ impl Writer {
                     return;
                 }
             }
-            self.bytes_since_checkpoint += records.iter().map(|r| r.len() as u64).sum::<u64>();
+            let appended = records.iter().map(|r| r.len() as u64).sum::<u64>();
+            self.bytes_since_checkpoint += appended;
+            self.log_bytes_total += appended;
         }
         {
             let mut state = self.state.write();
@@ -308,7 +316,7 @@ impl Writer {
     }
 
     /// Retention (at most about once a second) and checkpoints (as soon as one is due by log
-    /// bytes, else by time).
+    /// bytes, else by time or by a quiet spell).
     fn maintain(&mut self) {
         let backing_off = self.checkpoint_failed_at.is_some_and(|at| {
             at.elapsed() < Duration::from_secs(self.config.checkpoint_retry_seconds)
@@ -320,7 +328,9 @@ impl Writer {
             }
             return;
         }
+        let since_last = self.last_maintenance.elapsed();
         self.last_maintenance = Instant::now();
+        let quiet = self.quiet_for(since_last);
         let now = self.clock.now();
         self.dedupe.expire(now.as_millisecond());
         self.counters
@@ -330,9 +340,28 @@ impl Writer {
         let due_time = self.bytes_since_checkpoint > 0
             && self.last_checkpoint.elapsed()
                 >= Duration::from_secs(self.config.checkpoint_interval_seconds);
-        if (due_bytes || due_time) && !backing_off {
+        let due_quiet = quiet >= Duration::from_secs(CHECKPOINT_QUIET_SECONDS_MIN)
+            && self.bytes_since_checkpoint >= self.config.checkpoint_quiet_log_bytes;
+        if (due_bytes || due_time || due_quiet) && !backing_off {
             self.checkpoint();
         }
+    }
+
+    /// How long ingest has been quiet, given the time since the last maintenance: quiet means
+    /// under [`CHECKPOINT_QUIET_LOG_BYTES_PER_SECOND_MAX`] over that time.
+    fn quiet_for(&mut self, since_last: Duration) -> Duration {
+        let appended = self.log_bytes_total - self.log_bytes_at_maintenance;
+        self.log_bytes_at_maintenance = self.log_bytes_total;
+        let allowed = CHECKPOINT_QUIET_LOG_BYTES_PER_SECOND_MAX as f64 * since_last.as_secs_f64();
+        if appended as f64 > allowed {
+            self.quiet_since = None;
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let since = *self
+            .quiet_since
+            .get_or_insert_with(|| now.checked_sub(since_last).unwrap_or(now));
+        now - since
     }
 
     /// Writes a checkpoint of the state at the current log position, then lets the log drop
