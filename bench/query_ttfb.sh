@@ -7,16 +7,19 @@
 #   bench/run.sh --scale 0.3 --no-clickhouse --no-duckdb --no-footprint --keep --work-dir W
 #   bench/query_ttfb.sh target/release/ocp-metrics W/ocp-data [RUNS] [QUERY]
 #
-# QUERY is batch_day_drill (default: 720 local days drilled by name x language, a ~19 MB answer)
-# or batch_week (sessions by week over 720 days). Prints the median, 90th and 99th percentile of
+# QUERY is any query of the benchmark's suite (`ocp-metrics-bench query NAME` prints it), e.g.
+# batch_day_drill (default: 720 local days drilled by name x language, a ~19 MB answer) or
+# batch_week (sessions by week over 720 days). Prints the median, 90th and 99th percentile of
 # both, over RUNS (default 30) sequential requests. Nothing is asserted: this is a measurement.
 set -euo pipefail
-usage="usage: query_ttfb.sh SERVER_BINARY DATA_DIR [RUNS] [batch_day_drill|batch_week]"
+usage="usage: query_ttfb.sh SERVER_BINARY DATA_DIR [RUNS] [QUERY]"
 bin=${1:?$usage}
 data=${2:?$usage}
 runs=${3:-30}
 query=${4:-batch_day_drill}
 port=${DRILL_TTFB_PORT:-18777}
+# The benchmark harness, built next to the server binary.
+bench=${BENCH_BIN:-$(dirname "$bin")/ocp-metrics-bench}
 base="http://127.0.0.1:$port"
 export OCP_METRICS_ADMIN_TOKEN=bench-admin-token-0123456789abcdef0123
 
@@ -31,27 +34,8 @@ token=$(curl -sf -X POST -H "Authorization: Bearer $OCP_METRICS_ADMIN_TOKEN" \
   -d '{"name":"query-ttfb","groups":["*"],"scopes":["metrics:read"],"expires_at":null}' \
   "$base/admin/v1/tokens" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 
-# The benchmark's queries of the same names (crates/ocp-metrics-bench/src/queries.rs), in
-# Asia/Kolkata.
-case "$query" in
-  batch_day_drill)
-    start="$(TZ=Asia/Kolkata date -d 'today -719 days' +%Y/%m/%d) 00:00:00"
-    end="$(TZ=Asia/Kolkata date -d 'tomorrow' +%Y/%m/%d) 00:00:00"
-    path=/metrics-api/v3/batch/metrics/miniapps
-    fields='"metrics":["totalinvocations"],"filters":{"miniapp_name":[],"language":[]},"downsampling":"day","drilldown":true'
-    ;;
-  batch_week)
-    # From the first Monday of the 720 days to the end of this week.
-    first=$(TZ=Asia/Kolkata date -d 'today -719 days' +%Y-%m-%d)
-    until [ "$(date -d "$first" +%u)" = 1 ]; do first=$(date -d "$first +1 day" +%Y-%m-%d); done
-    start="$(date -d "$first" +%Y/%m/%d) 00:00:00"
-    end="$(TZ=Asia/Kolkata date -d 'next monday' +%Y/%m/%d) 00:00:00"
-    path=/metrics-api/v3/batch/metrics/sessions
-    fields='"metrics":["sessions","invocations"],"filters":{},"downsampling":"week","drilldown":false'
-    ;;
-  *) echo "$usage" >&2; exit 2 ;;
-esac
-body="{$fields,\"start\":\"$start\",\"end\":\"$end\",\"group\":\"globex-telco\",\"timezone\":\"Asia/Kolkata\"}"
+# The query exactly as the benchmark sends it (crates/ocp-metrics-bench/src/queries.rs).
+IFS=$'\t' read -r path body < <("$bench" query "$query")
 
 for _ in $(seq 1 "$runs"); do
   curl -sf -o /dev/null -w '%{time_starttransfer} %{time_total} %{size_download}\n' \

@@ -131,6 +131,12 @@ enum Command {
     /// A cluster node's memory with the batch history in memory and in ClickHouse (1, 10, 100
     /// tenants of 720 days), and 720-day batch queries from each.
     Warehouse(warehouse::WarehouseArgs),
+    /// Prints one benchmark query as it is sent now, `PATH<TAB>BODY` on one line, for scripts
+    /// that time it alone (`bench/query_ttfb.sh`).
+    Query {
+        /// The query's name: rt_5min, batch_day_drill, batch_week, ...
+        name: String,
+    },
 }
 
 /// How much of everything a mode does.
@@ -269,6 +275,7 @@ fn main() -> ExitCode {
     let outcome = match &args.command {
         Some(Command::Cluster(c)) => cluster::main(c),
         Some(Command::Warehouse(w)) => warehouse::main(w),
+        Some(Command::Query { name }) => print_query(name),
         None => run(&args),
     };
     match outcome {
@@ -282,6 +289,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The `query` command: one query of the suite, as the benchmark would send it now.
+fn print_query(name: &str) -> anyhow::Result<bool> {
+    let suite = queries::suite(jiff::Timestamp::now())?;
+    let Some(spec) = suite.iter().find(|q| q.name == name) else {
+        let names: Vec<&str> = suite.iter().map(|q| q.name).collect();
+        anyhow::bail!("no query `{name}`; the suite has {}", names.join(", "));
+    };
+    println!("{}\t{}", spec.path(), spec.body(GROUP)?);
+    Ok(true)
 }
 
 /// Prints a progress line with the time of day.

@@ -283,27 +283,34 @@ pub fn wait_quiet(pids: &[u32], phase: &str) {
 
 /// The longest a timed phase waits for the server's own background work to end, in seconds.
 const SETTLE_WAIT_SECONDS_MAX: u64 = 60;
-/// A server counts as settled while it uses at most this many jiffies of CPU time (all its
-/// threads) per second: 5% of one CPU at the usual 100 Hz.
+/// A server counts as idle in a second in which it uses at most this many jiffies of CPU time
+/// (all its threads): 5% of one CPU at the usual 100 Hz.
 const SETTLED_JIFFIES_PER_SECOND_MAX: u64 = 5;
+/// Idle seconds in a row that make a server settled: more than the quiet spell after which the
+/// store starts a checkpoint (2 s, checked once a second), so that none can start after the
+/// wait.
+const SETTLED_SECONDS_MIN: u32 = 4;
 
-/// Waits (up to [`SETTLE_WAIT_SECONDS_MAX`]) until the server `pid` is idle: after a load it
-/// writes a checkpoint once ingest goes quiet (a second or two of one core at 10 million
-/// events), which a query phase timed meanwhile would measure instead of the queries.
+/// Waits (up to [`SETTLE_WAIT_SECONDS_MAX`]) until the server `pid` is settled: after a load it
+/// writes a checkpoint once ingest has been quiet for 2 s (a second or two of one core at 10
+/// million events), which a query phase timed meanwhile would measure instead of the queries.
 pub fn wait_settled(pid: u32, phase: &str) {
     let t = Instant::now();
+    let mut idle_seconds = 0;
     while t.elapsed() < Duration::from_secs(SETTLE_WAIT_SECONDS_MAX) {
         let before = crate::stats::process_jiffies(pid);
         std::thread::sleep(Duration::from_secs(1));
-        if crate::stats::process_jiffies(pid).saturating_sub(before)
-            <= SETTLED_JIFFIES_PER_SECOND_MAX
-        {
-            if t.elapsed() > Duration::from_secs(2) {
-                say(format!(
-                    "server settled after {:.0} s (its background work before {phase})",
-                    t.elapsed().as_secs_f64()
-                ));
-            }
+        let used = crate::stats::process_jiffies(pid).saturating_sub(before);
+        idle_seconds = if used <= SETTLED_JIFFIES_PER_SECOND_MAX {
+            idle_seconds + 1
+        } else {
+            0
+        };
+        if idle_seconds >= SETTLED_SECONDS_MIN {
+            say(format!(
+                "server settled ({SETTLED_SECONDS_MIN} idle seconds) after {:.0} s, before {phase}",
+                t.elapsed().as_secs_f64()
+            ));
             return;
         }
     }

@@ -95,12 +95,7 @@ impl From<SlotColumnData> for SlotColumn {
     fn from(d: SlotColumnData) -> SlotColumn {
         let stride = usize::from(d.stride);
         let n = d.slots.len();
-        let mut values = vec![0; stride * n];
-        for (i, row) in d.values.chunks_exact(stride.max(1)).take(n).enumerate() {
-            for (k, v) in row.iter().enumerate() {
-                values[k * n + i] = *v;
-            }
-        }
+        let values = by_counter(stride, n, d.values.chunks_exact(stride.max(1)).take(n));
         let c = SlotColumn {
             stride: d.stride,
             slots: d.slots,
@@ -110,6 +105,22 @@ impl From<SlotColumnData> for SlotColumn {
         c.debug_check();
         c
     }
+}
+
+/// Lays `n` rows of `stride` counters out by counter, as a column stores them: counter `k` of
+/// row `i` at `k * n + i`. Loading a checkpoint (rows) and folding late entries both need it.
+fn by_counter<R: std::ops::Deref<Target = [u64]>>(
+    stride: usize,
+    n: usize,
+    rows: impl Iterator<Item = R>,
+) -> Vec<u64> {
+    let mut values = vec![0; stride * n];
+    for (i, row) in rows.enumerate() {
+        for (k, v) in row.iter().enumerate() {
+            values[k * n + i] = *v;
+        }
+    }
+    values
 }
 
 impl Serialize for SlotColumn {
@@ -355,13 +366,11 @@ impl SlotColumn {
         let stride = usize::from(self.stride);
         let n = self.len();
         let mut slots = Vec::with_capacity(n);
-        let mut values = vec![0; n * stride];
-        for (i, (slot, counters)) in self.range(Slot::MIN, Slot::MAX).enumerate() {
+        let rows = self.range(Slot::MIN, Slot::MAX).map(|(slot, counters)| {
             slots.push(slot as u32);
-            for (k, v) in counters.iter().enumerate() {
-                values[k * n + i] = *v;
-            }
-        }
+            counters
+        });
+        let values = by_counter(stride, n, rows);
         self.slots = slots;
         self.values = values;
         self.late.clear();
