@@ -183,7 +183,8 @@ async fn state_survives_reopen_and_the_files_hold_no_secret() {
     assert!(reg.issue_access_token(&client.id, &secret, None).is_ok());
 
     let file = std::fs::read(dir.path().join(REGISTRY_FILE)).unwrap();
-    let pat_secret = token.rsplit_once('_').unwrap().1;
+    // The secret is all after `ocpm_pat_<id>_`; it may itself hold `_` (base64url).
+    let pat_secret = &token[PAT_PREFIX.len() + pat.id.len() + 1..];
     for needle in [secret.as_str(), token.as_str(), pat_secret] {
         assert!(
             !file.windows(needle.len()).any(|w| w == needle.as_bytes()),
