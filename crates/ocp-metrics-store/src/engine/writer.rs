@@ -48,10 +48,8 @@ pub(super) struct Writer {
     /// When the last checkpoint attempt failed, if it did; retries wait.
     pub(super) checkpoint_failed_at: Option<Instant>,
     pub(super) last_maintenance: Instant,
-    /// Log bytes appended since the engine opened, and their count at the last maintenance:
-    /// their difference says whether ingest is quiet.
-    pub(super) log_bytes_total: u64,
-    pub(super) log_bytes_at_maintenance: u64,
+    /// Log bytes appended since the last maintenance: whether ingest is quiet.
+    pub(super) bytes_since_maintenance: u64,
     /// Since when ingest has been quiet, if it is.
     pub(super) quiet_since: Option<Instant>,
     pub(super) config: EngineConfig,
@@ -262,7 +260,7 @@ impl Writer {
             }
             let appended = records.iter().map(|r| r.len() as u64).sum::<u64>();
             self.bytes_since_checkpoint += appended;
-            self.log_bytes_total += appended;
+            self.bytes_since_maintenance += appended;
         }
         {
             let mut state = self.state.write();
@@ -350,8 +348,7 @@ impl Writer {
     /// How long ingest has been quiet, given the time since the last maintenance: quiet means
     /// under [`CHECKPOINT_QUIET_LOG_BYTES_PER_SECOND_MAX`] over that time.
     fn quiet_for(&mut self, since_last: Duration) -> Duration {
-        let appended = self.log_bytes_total - self.log_bytes_at_maintenance;
-        self.log_bytes_at_maintenance = self.log_bytes_total;
+        let appended = std::mem::take(&mut self.bytes_since_maintenance);
         let allowed = CHECKPOINT_QUIET_LOG_BYTES_PER_SECOND_MAX as f64 * since_last.as_secs_f64();
         if appended as f64 > allowed {
             self.quiet_since = None;
